@@ -1,0 +1,1 @@
+"""One JetStream replica as a pure state machine on a simulated accelerator."""

@@ -1,0 +1,1 @@
+"""``jetscale serve``: a JetStream-compatible model server around the engine model."""
