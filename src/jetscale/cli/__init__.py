@@ -24,10 +24,19 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False)
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
-    from jetscale.cli import hpa
+    """Add every area's sub-commands to ``app`` (once; later calls do nothing)."""
+    if _registered:
+        return
+    _registered.append(True)
+    from jetscale.cli import demo, hpa, k8s
 
     app.add_typer(hpa.app, name="hpa")
+    demo.register(app)
+    k8s.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

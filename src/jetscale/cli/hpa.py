@@ -79,3 +79,37 @@ def explain(manifest: ManifestArg, scale_to_zero: ScaleToZeroOpt = False) -> Non
             "No spec.behavior: the controller's legacy rules apply. Add a behavior block to choose "
             "stabilization windows and scaling policies per direction."
         )
+
+
+@app.command()
+def decide(
+    manifest: ManifestArg,
+    current: Annotated[int, typer.Option("--current", help="Current replicas (scale.spec.replicas).")],
+    metric: Annotated[
+        list[str],
+        typer.Option("--metric", help="NAME=V1,V2,...: one value per pod (Pods/Resource), one for Object, "
+                     "one per series for External. Repeat for several metrics."),
+    ],
+    request: Annotated[
+        list[str] | None,
+        typer.Option("--request", help="RESOURCE=QUANTITY per pod, for Utilization targets (e.g. cpu=500m)."),
+    ] = None,
+    history: Annotated[
+        Path | None, typer.Option("--history", help="JSON controller history (from --save-history).")
+    ] = None,
+    save: Annotated[Path | None, typer.Option("--save-history", help="Write the new history here.")] = None,
+    now: Annotated[
+        float, typer.Option("--now", help="The time of this sync, in seconds on the history's clock.")
+    ] = 0.0,
+    scale_to_zero: ScaleToZeroOpt = False,
+) -> None:
+    """One reconcile of HPA.yaml on the given metric values: the decision, its reason and the arithmetic."""
+    from jetscale.cli import hpa_decide
+
+    spec = load_hpa_file(manifest, scale_to_zero=scale_to_zero)
+    decision, state = hpa_decide.decide(
+        spec, current=current, metric_flags=metric, request_flags=request or [], history=history, now_s=now
+    )
+    hpa_decide.render_decision(Console(highlight=False), spec, decision)
+    if save is not None:
+        hpa_decide.save_history(save, state)

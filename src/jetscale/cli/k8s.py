@@ -1,0 +1,243 @@
+"""``jetscale k8s``: render the manifests of an autoscaled JetStream, its dashboards, and apply them.
+
+``render`` and ``dashboards`` read the HPA manifest and the deploy config, call the pure renderers of
+``jetscale.k8s``, check the result (Kubernetes and CRD schemas; promtool when installed) and write files.
+``apply`` sends manifests to the cluster of your kubeconfig with server-side apply, by default as a
+server-side dry run; it imports the ``kubernetes`` client only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import typer
+import yaml
+from rich.console import Console
+
+from jetscale.errors import ConfigError, ServingError
+from jetscale.hpa.spec import parse_hpa
+from jetscale.hpa.types import HPASpec
+from jetscale.k8s.bundle import placement
+from jetscale.k8s.config import DeployConfig, parse_deploy_config
+from jetscale.k8s.dashboards import cloud_monitoring_dashboard, grafana_dashboard
+from jetscale.k8s.render import parse_target, render
+
+__all__ = ["Applier", "apply_documents", "k8s_app", "load_manifests", "register"]
+
+k8s_app = typer.Typer(
+    help="Kubernetes manifests, dashboards and apply for an autoscaled JetStream.", no_args_is_help=True
+)
+console = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``k8s`` to the ``jetscale`` app."""
+    app.add_typer(k8s_app, name="k8s")
+
+
+def _read(path: Path, flag: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"'{flag}' must be a readable file (got {str(path)!r}: {exc.strerror})") from None
+
+
+def _inputs(hpa: Path, config: Path | None) -> tuple[HPASpec, DeployConfig | None]:
+    spec = parse_hpa(_read(hpa, "--hpa"), origin=str(hpa))
+    deploy = parse_deploy_config(_read(config, "--config"), origin=str(config)) if config is not None else None
+    return spec, deploy
+
+
+@k8s_app.command("render")
+def render_command(
+    target: Annotated[str, typer.Option("--target", help="gke, kubernetes or keda")],
+    hpa: Annotated[Path, typer.Option("--hpa", help="The autoscaling/v2 HPA manifest.")],
+    config: Annotated[Path, typer.Option("--config", help="The deploy config (image, TPU, ports, GKE...).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the files to.")],
+    kubernetes_version: Annotated[
+        str | None, typer.Option("--kubernetes-version", help="Schemas to validate against (default: config's).")
+    ] = None,
+    validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Check schemas (and promtool).")] = True,
+) -> None:
+    """Render Deployment, Service, metrics pipeline and HPA (or ScaledObject) for a cluster."""
+    chosen = parse_target(target)
+    spec, deploy = _inputs(hpa, config)
+    assert deploy is not None
+    files = render(chosen, spec, deploy)
+    if validate:
+        from jetscale.k8s.validate import find_promtool, validate_rendering
+
+        try:
+            promtool: str | None = find_promtool()
+        except ConfigError:
+            promtool = None
+        version = kubernetes_version or deploy.kubernetes_version
+        report = validate_rendering(files, kubernetes_version=version, promtool=promtool)
+        console.print(
+            f"validated {report.kubernetes_objects} objects against Kubernetes {report.kubernetes_version} schemas, "
+            f"{report.custom_resources} custom resources against their CRD schemas"
+            + (f", {report.promtool_checks} promtool checks" if promtool else "; promtool not found, not run")
+        )
+    for file in files:
+        path = out / file.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(file.text, encoding="utf-8")
+        console.print(f"wrote {path}")
+
+
+@k8s_app.command("dashboards")
+def dashboards_command(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the dashboards to.")],
+    hpa: Annotated[Path | None, typer.Option("--hpa", help="Draw this HPA's targets and replicas.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Deploy config (for the namespace).")] = None,
+) -> None:
+    """Write a Cloud Monitoring and a Grafana dashboard for the JetStream metrics and the HPA."""
+    spec: HPASpec | None = None
+    namespace: str | None = None
+    if hpa is not None:
+        spec, deploy = _inputs(hpa, config)
+        namespace = placement(spec, deploy).namespace if deploy is not None else spec.namespace
+    elif config is not None:
+        namespace = parse_deploy_config(_read(config, "--config"), origin=str(config)).namespace
+    out.mkdir(parents=True, exist_ok=True)
+    for name, doc in (
+        ("cloud-monitoring.json", cloud_monitoring_dashboard(spec, namespace=namespace or ".*")),
+        ("grafana.json", grafana_dashboard(spec, namespace=namespace)),
+    ):
+        path = out / name
+        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {path}")
+
+
+# ------------------------------------------------------------------------------------------------ apply
+
+
+class Applier(Protocol):
+    """Applies one object; returns what the server answered in a few words."""
+
+    def apply(self, doc: Mapping[str, Any], *, dry_run: bool) -> str: ...
+
+
+def load_manifests(paths: Sequence[Path]) -> list[tuple[Path, Mapping[str, Any]]]:
+    """The Kubernetes objects of YAML files and of the YAML files directly inside directories.
+
+    Files that are not Kubernetes objects (a prometheus.yml, adapter rules) are skipped.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"'PATHS' must be manifest files or directories (got {str(path)!r}: no such path)")
+    out: list[tuple[Path, Mapping[str, Any]]] = []
+    for file in files:
+        try:
+            docs = [doc for doc in yaml.safe_load_all(_read(file, "PATHS")) if doc is not None]
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+        if docs and all(isinstance(doc, Mapping) and "apiVersion" in doc and "kind" in doc for doc in docs):
+            out += [(file, doc) for doc in docs]
+    return out
+
+
+def apply_documents(docs: Iterable[tuple[Path, Mapping[str, Any]]], applier: Applier, *, dry_run: bool) -> list[str]:
+    """Apply every object in order; one line per object."""
+    lines = []
+    for file, doc in docs:
+        meta = doc.get("metadata") or {}
+        where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+        result = applier.apply(doc, dry_run=dry_run)
+        lines.append(f"{doc['kind']} {where}{meta.get('name')} ({file.name}): {result}")
+    return lines
+
+
+def _kubeconfig_path(explicit: Path | None) -> str:
+    candidates = (
+        [str(explicit)]
+        if explicit is not None
+        else [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+        or [os.path.expanduser("~/.kube/config")]
+    )
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise ConfigError(
+        f"'kubeconfig' must exist to apply to a cluster (got {', '.join(candidates)}: no such file); "
+        "set KUBECONFIG or pass --kubeconfig"
+    )
+
+
+class _KubernetesApplier:
+    """Server-side apply with the ``kubernetes`` client's dynamic API (imported here, not at startup)."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        try:  # untyped: reached through Any
+            client: Any = importlib.import_module("kubernetes.client")
+            dynamic: Any = importlib.import_module("kubernetes.dynamic")
+            kube_config: Any = importlib.import_module("kubernetes.config")
+        except ImportError:
+            raise ConfigError(
+                "'kubernetes' Python package must be installed for k8s apply (got none): pip install kubernetes"
+            ) from None
+        try:
+            api_client = kube_config.new_client_from_config(config_file=kubeconfig)
+        except (kube_config.ConfigException, OSError, TypeError, ValueError) as exc:
+            raise ConfigError(f"'kubeconfig' must be a valid kubeconfig (got {kubeconfig!r}: {exc})") from None
+        try:
+            self._client = dynamic.DynamicClient(api_client)
+        except Exception as exc:  # urllib3 and API errors: one line, not a traceback
+            raise ServingError(f"cannot reach the cluster of {kubeconfig!r}: {_one_line(exc)}") from None
+        self._api_exception = client.exceptions.ApiException
+
+    def apply(self, doc: Mapping[str, Any], *, dry_run: bool) -> str:
+        try:
+            resource = self._client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            self._client.server_side_apply(
+                resource,
+                body=dict(doc),
+                field_manager="jetscale",
+                force_conflicts=True,
+                dry_run="All" if dry_run else None,
+            )
+        except self._api_exception as exc:
+            summary = exc.summary() if hasattr(exc, "summary") else exc
+            return f"rejected: {_one_line(summary)}"
+        except Exception as exc:
+            return f"failed: {_one_line(exc)}"
+        return "valid (server dry run)" if dry_run else "applied"
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())[:300]
+
+
+@k8s_app.command("apply")
+def apply_command(
+    paths: Annotated[list[Path], typer.Argument(help="Manifest files, or directories of them (not recursive).")],
+    dry_run: Annotated[str, typer.Option("--dry-run", help="server: the API server checks, stores nothing; none")] = (
+        "server"
+    ),
+    kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", help="Default: $KUBECONFIG, ~/.kube/config")] = (
+        None
+    ),
+) -> None:
+    """Server-side apply the rendered manifests (by default as a server-side dry run)."""
+    if dry_run not in ("server", "none"):
+        raise ConfigError(f"'--dry-run' must be server or none (got {dry_run!r})")
+    docs = load_manifests(paths)
+    if not docs:
+        raise ConfigError(f"'PATHS' must hold Kubernetes manifests (got none in {', '.join(map(str, paths))})")
+    applier = _KubernetesApplier(_kubeconfig_path(kubeconfig))
+    lines = apply_documents(docs, applier, dry_run=dry_run == "server")
+    for line in lines:
+        console.print(line)
+    failed = [line for line in lines if ": rejected:" in line or ": failed:" in line]
+    if failed:
+        raise ServingError(f"{len(failed)} of {len(lines)} objects were not accepted (see above)")
