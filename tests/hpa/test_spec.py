@@ -14,16 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jetscale.errors import ConfigError, ManifestError
+from jetscale.hpa.describe import Origin, describe_spec, to_manifest
 from jetscale.hpa.spec import (
     DEFAULT_METRIC,
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
-    Origin,
-    describe_spec,
     load_manifest,
     parse_hpa,
     resolve_metric_name,
-    to_manifest,
 )
 from jetscale.hpa.types import (
     Behavior,

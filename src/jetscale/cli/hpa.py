@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from jetscale.errors import ConfigError
-from jetscale.hpa.spec import Origin, describe_spec, load_manifest, parse_hpa
+from jetscale.hpa.describe import Origin, describe_spec
+from jetscale.hpa.spec import load_manifest, parse_hpa
 from jetscale.hpa.types import ControllerConfig, HPASpec
 
 __all__ = ["app", "load_hpa_file", "read_manifest", "spec_table"]
