@@ -59,8 +59,8 @@ def spec_table(spec: HPASpec, manifest: Mapping[str, object], config: Controller
     """The effective spec as a table: field, value, and where the value came from."""
     ref = spec.scale_target_ref
     table = Table(title=f"HorizontalPodAutoscaler {spec.namespace}/{spec.name} -> {ref.kind}/{ref.name}")
-    table.add_column("field", no_wrap=True)
-    table.add_column("effective value", overflow="fold")
+    table.add_column("field", overflow="fold", ratio=2, min_width=20)
+    table.add_column("effective value", overflow="fold", ratio=3, min_width=24)
     table.add_column("from", no_wrap=True)
     for row in describe_spec(spec, manifest, config=config):
         style = _ORIGIN_STYLE[row.origin]
