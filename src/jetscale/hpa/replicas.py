@@ -38,7 +38,6 @@ from jetscale.hpa.pods import (
     wrap_int64,
 )
 from jetscale.hpa.types import (
-    MAX_INT32,
     MAX_INT64,
     ControllerConfig,
     CrossVersionObjectReference,
@@ -111,8 +110,7 @@ def get_usage_ratio_replica_count(
     ready = ready_pod_count(pods)
     if isinstance(ready, CalcError):
         return ready.wrap("unable to calculate ready pods")
-    proposal = usage_ratio * float(ready)
-    replicas = MAX_INT32 if proposal > MAX_INT32 else to_int32(go_ceil(proposal))
+    replicas = to_int32(go_ceil(usage_ratio * float(ready)))  # saturates at MaxInt32, as Go checks
     return replicas, f"ceil({format_ratio(usage_ratio)} x {ready} ready pods) = {replicas}"
 
 
@@ -171,8 +169,7 @@ def _per_pod(
     if tolerances.is_within(usage_ratio):
         lines.append(within_tolerance_line(tolerances, usage_ratio, status_replicas))
         return status_replicas, usage_ratio, tuple(lines)
-    result = go_ceil(go_float_div(float(usage), float(target_per_pod_milli)))
-    replicas = MAX_INT32 if result > float(MAX_INT32) else to_int32(result)
+    replicas = to_int32(go_ceil(go_float_div(float(usage), float(target_per_pod_milli))))  # saturates, as Go checks
     lines.append(f"ceil({format_milli(usage)} / {format_milli(target_per_pod_milli)}) = {replicas}")
     return replicas, usage_ratio, tuple(lines)
 
@@ -205,15 +202,16 @@ def get_object_per_pod_metric_replicas(
     )
 
 
-def _external_values(
+def _external_fetched(
     metric_name: str, selector: Selector, metric: ExternalMetric | MetricUnavailable
-) -> tuple[int, ...] | CalcError:
+) -> ExternalMetric | CalcError:
+    """The external metrics client's errors: its own failure, or no matching series."""
     fetch_error = f"unable to get external metric {metric_name}/{label_selector_string(selector)}"
     if isinstance(metric, MetricUnavailable):
         return CalcError(message=f"{fetch_error}: {metric.error}")
     if not metric.values_milli:
         return CalcError(message=f"{fetch_error}: no metrics returned from external metrics API")
-    return metric.values_milli
+    return metric
 
 
 def get_external_metric_replicas(
@@ -228,9 +226,10 @@ def get_external_metric_replicas(
 ) -> ReplicaCalculation | CalcError:
     """``GetExternalMetricReplicas``: the sum of every matching series (capped at MaxInt64) against a
     Value target. As in Go, the returned timestamp is the zero time (0.0)."""
-    values = _external_values(metric_name, selector, metric)
-    if isinstance(values, CalcError):
-        return values
+    fetched = _external_fetched(metric_name, selector, metric)
+    if isinstance(fetched, CalcError):
+        return fetched
+    values = fetched.values_milli
     usage = 0
     for value in values:
         if value > 0 and usage > MAX_INT64 - value:
@@ -262,10 +261,10 @@ def get_external_per_pod_metric_replicas(
 ) -> ReplicaCalculation | CalcError:
     """``GetExternalPerPodMetricReplicas``: the sum (MaxInt64 once it wraps below zero) against an
     AverageValue target."""
-    values = _external_values(metric_name, selector, metric)
-    if isinstance(values, CalcError):
-        return values
-    assert isinstance(metric, ExternalMetric)  # _external_values returned its values
+    fetched = _external_fetched(metric_name, selector, metric)
+    if isinstance(fetched, CalcError):
+        return fetched
+    values = fetched.values_milli
     usage = 0
     for value in values:
         usage = wrap_int64(usage + value)
@@ -283,7 +282,7 @@ def get_external_per_pod_metric_replicas(
         replicas=replicas,
         usage_milli=get_per_pod_usage(usage, status_replicas),
         usage_ratio=usage_ratio,
-        timestamp_s=metric.timestamp_s,
+        timestamp_s=fetched.timestamp_s,
         explanation=lines,
     )
 
