@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from jetscale.hpa.gonum import to_int32
 from jetscale.hpa.types import (
     MAX_INT32,
     MIN_INT32,
@@ -143,11 +144,6 @@ class Normalization:
     explanation: tuple[str, ...]
 
 
-def _int32(value: float) -> int:
-    """Go's ``int32(x)`` for a float: truncation toward zero (saturated instead of undefined)."""
-    return max(MIN_INT32, min(MAX_INT32, int(value)))
-
-
 def _store(history: tuple[Timestamped, ...], index: int | None, entry: Timestamped) -> tuple[Timestamped, ...]:
     if index is None:
         return (*history, entry)
@@ -186,7 +182,7 @@ def stabilize_recommendation(
 
 def calculate_scale_up_limit(current: int, config: ControllerConfig) -> int:
     """``calculateScaleUpLimit``: max(factor x current, minimum) (production: 2 and 4)."""
-    return _int32(max(config.scale_up_limit_factor * current, config.scale_up_limit_minimum))
+    return to_int32(max(config.scale_up_limit_factor * current, config.scale_up_limit_minimum))
 
 
 def convert_desired_replicas_with_rules(
@@ -281,13 +277,13 @@ def _propose_up(period_start: int, policy: HPAScalingPolicy) -> int:
     if policy.type is PolicyType.PODS:
         return period_start + policy.value
     # Rounded up, or a small Percent would never add a replica.
-    return _int32(math.ceil(period_start * (1 + policy.value / 100)))
+    return to_int32(math.ceil(period_start * (1 + policy.value / 100)))
 
 
 def _propose_down(period_start: int, policy: HPAScalingPolicy) -> int:
     if policy.type is PolicyType.PODS:
         return period_start - policy.value
-    return _int32(period_start * (1 - policy.value / 100))  # truncated, may go negative
+    return to_int32(period_start * (1 - policy.value / 100))  # truncated, may go negative
 
 
 def _policy_limit(
