@@ -37,6 +37,8 @@ def _register() -> None:
     app.add_typer(hpa.app, name="hpa")
     demo.register(app)
     k8s.register(app)
+    __import__("jetscale.cli.load", fromlist=["register"]).register(app)
+    __import__("jetscale.cli.serve", fromlist=["register"]).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

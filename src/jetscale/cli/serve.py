@@ -1,0 +1,160 @@
+"""``jetscale serve`` (one JetStream-compatible replica) and ``jetscale presets`` (the replica shapes).
+
+``serve`` resolves a preset with the flags' overrides, builds the engine and runs ``ModelServer`` until
+SIGTERM/SIGINT, then drains within the grace period and exits 0. Once listening it prints one line to
+stdout: ``serving <preset> as <id>: http=<host>:<port> grpc=<host>:<port> speed=<x> ready_in=<s>s``
+(useful with ``--port 0``, which picks a free port). Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jetscale.engine.presets import ReplicaConfig, list_presets, modeled_peak, resolve_preset
+from jetscale.engine.replica import ReplicaEngine
+from jetscale.errors import ConfigError
+from jetscale.server.app import ModelServer, serve_until_signalled
+from jetscale.server.config import ServerConfig
+
+__all__ = ["build_server", "register"]
+
+_GIB = 2**30
+
+
+def _server_id(flag: str | None) -> str:
+    if flag is not None:
+        return flag
+    return os.environ.get("HOSTNAME") or f"jetscale-{os.getpid()}"
+
+
+def build_server(
+    *,
+    preset: str,
+    batch_size: int | None = None,
+    port: int = 9000,
+    grpc_port: int | None = 9001,
+    speed: float = 1.0,
+    seed: int = 0,
+    host: str = "127.0.0.1",
+    model_load_s: float | None = None,
+    server_id: str | None = None,
+    prefill_backlog_limit: int | None = None,
+    grace_period_s: float = 30.0,
+) -> tuple[ModelServer, ReplicaConfig]:
+    """The server ``jetscale serve`` runs, from its flags (``ConfigError`` names the bad one)."""
+    overrides: dict[str, object] = {}
+    if batch_size is not None:
+        overrides["decode_slots"] = batch_size
+    if model_load_s is not None:
+        overrides["model_load_s"] = model_load_s
+    if prefill_backlog_limit is not None:
+        overrides["prefill_backlog_limit"] = prefill_backlog_limit
+    replica = resolve_preset(preset, **overrides)
+    config = ServerConfig(
+        server_id=_server_id(server_id),
+        model_name=replica.model.name,
+        host=host,
+        http_port=port,
+        grpc_port=grpc_port,
+        speed=speed,
+        seed=seed,
+        model_load_engine_s=replica.model_load_s,
+        max_prefill_length=replica.max_prefill_length,
+        max_output_tokens=replica.max_target_length - replica.max_prefill_length,
+        grace_period_s=grace_period_s,
+    )
+    return ModelServer(ReplicaEngine(replica), config), replica
+
+
+def serve(
+    preset: Annotated[str, typer.Option("--preset", help="Replica shape; see `jetscale presets`.")] = "v5e-8/llama2-7b",
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Decode slots (per-device batch size x chips).")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="HTTP port (JetStream, OpenAI, /metrics); 0 = any.")] = 9000,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port; 0 = any, -1 = no gRPC.")] = 9001,
+    speed: Annotated[float, typer.Option("--speed", help="Time compression: engine seconds per wall second.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated text.")] = 0,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    model_load_s: Annotated[
+        float | None, typer.Option("--model-load-s", help="Model load time in engine seconds (default: preset's).")
+    ] = None,
+    server_id: Annotated[
+        str | None, typer.Option("--server-id", help="The metrics' `id` label (default: $HOSTNAME).")
+    ] = None,
+    prefill_backlog_limit: Annotated[
+        int | None, typer.Option("--prefill-backlog-limit", help="Beyond this many queued prompts: 429.")
+    ] = None,
+    grace_period_s: Annotated[
+        float, typer.Option("--grace-period-s", help="SIGTERM: wall seconds in-flight requests may take.")
+    ] = 30.0,
+) -> None:
+    """Serve one JetStream-compatible replica (HTTP, gRPC, OpenAI, /metrics) on a simulated accelerator."""
+    if grpc_port < -1:
+        raise ConfigError(f"'grpc_port' must be -1 (off) or in 0..65535 (got {grpc_port})")
+    server, replica = build_server(
+        preset=preset,
+        batch_size=batch_size,
+        port=port,
+        grpc_port=None if grpc_port == -1 else grpc_port,
+        speed=speed,
+        seed=seed,
+        host=host,
+        model_load_s=model_load_s,
+        server_id=server_id,
+        prefill_backlog_limit=prefill_backlog_limit,
+        grace_period_s=grace_period_s,
+    )
+
+    def started(s: ModelServer) -> None:
+        grpc = f"{s.config.host}:{s.grpc_port}" if s.grpc_port is not None else "off"
+        ready_in = replica.model_load_s / s.config.speed
+        print(
+            f"serving {preset} as {s.config.server_id}: http={s.config.host}:{s.http_port} grpc={grpc} "
+            f"speed={s.config.speed:g} slots={replica.decode_slots} ready_in={ready_in:.3g}s",
+            flush=True,
+        )
+
+    def log(line: str) -> None:
+        print(f"jetscale serve: {line}", file=sys.stderr, flush=True)
+
+    code = asyncio.run(serve_until_signalled(server, on_started=started, log=log))
+    raise typer.Exit(code)
+
+
+def presets() -> None:
+    """List the replica presets with their modeled peak throughput and HBM use at full batch."""
+    table = Table(title="Replica presets (peak: every slot busy, prompts of half the prefill length)")
+    for column in ("preset", "accelerator", "model"):
+        table.add_column(column, no_wrap=True)
+    for column in ("slots", "prefill/target", "peak out tok/s", "step ms", "HBM used/total GiB", "HBM %", "load s"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for preset in list_presets():
+        config = preset.config()
+        peak = modeled_peak(config)
+        table.add_row(
+            preset.name,
+            config.accelerator.name,
+            config.model.name,
+            str(config.decode_slots),
+            f"{config.max_prefill_length}/{config.max_target_length}",
+            f"{peak.output_tokens_s:,.0f}",
+            f"{1000 * peak.decode_step_s:.1f}",
+            f"{peak.hbm_used_bytes / _GIB:.1f}/{peak.hbm_total_bytes / _GIB:.0f}",
+            f"{100 * peak.hbm_used_bytes / peak.hbm_total_bytes:.0f}",
+            f"{config.model_load_s:g}",
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``presets`` to the ``jetscale`` app."""
+    app.command("serve")(serve)
+    app.command("presets")(presets)

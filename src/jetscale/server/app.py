@@ -1,0 +1,156 @@
+"""One replica server: the engine runtime behind JetStream HTTP, OpenAI HTTP, gRPC and /metrics.
+
+``ModelServer`` wires the parts (runtime, tokenizer, metrics, front ends) and owns their lifecycle:
+``start()`` binds the sockets (the server reports ready once the model load time has passed as well),
+``drain()`` stops admitting and waits for in-flight requests, ``stop()`` closes everything.
+``serve_until_signalled`` is what ``jetscale serve`` runs: start, wait for SIGTERM/SIGINT, drain within
+the grace period, stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from types import TracebackType
+
+import grpc
+from aiohttp import web
+
+from jetscale.engine.api import Completion, Engine
+from jetscale.errors import ServingError
+from jetscale.server.config import ServerConfig
+from jetscale.server.grpc_service import add_orchestrator
+from jetscale.server.http import create_http_app
+from jetscale.server.metrics import ServerMetrics
+from jetscale.server.runtime import Clock, RequestHandle, ServingRuntime
+from jetscale.server.tokenizer import Tokenizer, output_token_ids
+
+__all__ = ["ModelServer", "serve_until_signalled"]
+
+
+class ModelServer:
+    """A JetStream-compatible server around ``engine``. Inert until ``start()`` (or ``async with``)."""
+
+    def __init__(self, engine: Engine, config: ServerConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.tokenizer = Tokenizer()
+        self.runtime = ServingRuntime(
+            engine,
+            speed=config.speed,
+            model_load_engine_s=config.model_load_engine_s,
+            clock=clock,
+            stream_interval_s=config.stream_interval_s,
+            on_completion=self._on_completion,
+        )
+        self.metrics = ServerMetrics(
+            server_id=config.server_id,
+            snapshot=self.runtime.snapshot,
+            model_load_engine_s=config.model_load_engine_s,
+            startup_latency_engine_s=lambda: self.runtime.startup_latency_engine_s,
+        )
+        self._runner: web.AppRunner | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self.http_port: int | None = None
+        self.grpc_port: int | None = None
+
+    def _on_completion(self, completion: Completion) -> None:
+        self.metrics.observe(completion)
+
+    def output_ids(self, handle: RequestHandle, start: int, stop: int) -> list[int]:
+        """Output tokens ``start..stop-1`` of ``handle`` (deterministic for the seed and request id)."""
+        return output_token_ids(seed=self.config.seed, request_id=handle.request_id, start=start, stop=stop)
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.runtime.start()
+        try:
+            await self._start_http()
+            if cfg.grpc_port is not None:
+                self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])  # a taken port is an error
+                add_orchestrator(self._grpc, self)
+                try:
+                    self.grpc_port = self._grpc.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
+                except RuntimeError:
+                    raise ServingError(
+                        f"cannot listen for gRPC on {cfg.host}:{cfg.grpc_port}: the port is taken or the address "
+                        "is not local"
+                    ) from None
+                await self._grpc.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self.runtime.mark_serving()
+
+    async def _start_http(self) -> None:
+        cfg = self.config
+        self._runner = web.AppRunner(create_http_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, cfg.host, cfg.http_port).start()
+        except OSError as exc:
+            raise ServingError(f"cannot listen on {cfg.host}:{cfg.http_port}: {exc.strerror or exc}") from None
+        self.http_port = int(self._runner.addresses[0][1])
+
+    async def drain(self, grace_s: float | None = None) -> bool:
+        """Refuse new requests and wait for in-flight ones; True if all finished within ``grace_s``."""
+        self.runtime.begin_drain()
+        return await self.runtime.wait_idle(self.config.grace_period_s if grace_s is None else grace_s)
+
+    async def stop(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=0.5)
+            self._grpc = None
+        await self.runtime.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ModelServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+async def serve_until_signalled(
+    server: ModelServer,
+    *,
+    on_started: Callable[[ModelServer], None] = lambda _: None,
+    log: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Run ``server`` until SIGTERM or SIGINT, then drain and stop. Returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        on_started(server)
+        stopper = asyncio.ensure_future(stop.wait())
+        failure = asyncio.ensure_future(server.runtime.wait_failure())
+        try:
+            await asyncio.wait({stopper, failure}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            failure.cancel()
+        if server.runtime.failure is not None:
+            log(f"engine failed: {server.runtime.failure!r}")
+            await server.stop()
+            return 1
+        in_flight = server.runtime.in_flight
+        log(f"draining: {in_flight} request(s) in flight, grace period {server.config.grace_period_s:g}s")
+        if not await server.drain():
+            log(f"grace period over: {server.runtime.in_flight} request(s) cut off")
+        await server.stop()
+        log("stopped")
+        return 0
+    finally:
+        for sig in signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)

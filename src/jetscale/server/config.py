@@ -1,0 +1,75 @@
+"""What one ``jetscale serve`` process is: addresses, time compression, and the request limits it enforces.
+
+The engine's own shape (chips, model, slots, timing) is the engine's ``ReplicaConfig``; this config holds
+only what the shell around it needs, validated once here so the rest of the server can trust it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from jetscale.errors import ConfigError
+
+__all__ = ["ServerConfig"]
+
+
+def _require(ok: bool, field: str, constraint: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"'{field}' must be {constraint} (got {value!r})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """One replica server. Times are wall seconds unless the name says engine seconds (``_engine_s``).
+
+    ``speed`` compresses time: engine time = wall seconds since start x speed, so at speed 10 a
+    10-second model load takes one wall second and a server reports ten times the real request rate.
+    """
+
+    server_id: str
+    model_name: str
+    host: str = "127.0.0.1"
+    http_port: int = 9000  # 0 picks a free port
+    grpc_port: int | None = 9001  # None: no gRPC server
+    speed: float = 1.0
+    seed: int = 0
+    model_load_engine_s: float = 0.0
+    max_prefill_length: int = 1024  # longest prompt, tokens
+    max_output_tokens: int = 1024  # largest max_tokens (max_target_length - max_prefill_length)
+    default_completion_tokens: int = 16  # OpenAI's default max_tokens for /v1/completions
+    grace_period_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
+    stream_interval_s: float = 0.02  # streaming clients get new tokens at most this often
+    max_body_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        _require(bool(self.server_id), "server_id", "a non-empty string", self.server_id)
+        _require(bool(self.model_name), "model_name", "a non-empty string", self.model_name)
+        _require(bool(self.host), "host", "a non-empty host name or address", self.host)
+        _require(0 <= self.http_port <= 65535, "port", "in 0..65535", self.http_port)
+        if self.grpc_port is not None:
+            _require(0 <= self.grpc_port <= 65535, "grpc_port", "in 0..65535", self.grpc_port)
+            _require(
+                self.grpc_port == 0 or self.grpc_port != self.http_port,
+                "grpc_port",
+                f"different from port {self.http_port}",
+                self.grpc_port,
+            )
+        _require(math.isfinite(self.speed) and self.speed > 0, "speed", "> 0", self.speed)
+        _require(
+            math.isfinite(self.model_load_engine_s) and self.model_load_engine_s >= 0,
+            "model_load_s",
+            ">= 0",
+            self.model_load_engine_s,
+        )
+        _require(self.max_prefill_length >= 1, "max_prefill_length", ">= 1", self.max_prefill_length)
+        _require(self.max_output_tokens >= 1, "max_output_tokens", ">= 1", self.max_output_tokens)
+        _require(
+            self.default_completion_tokens >= 1,
+            "default_completion_tokens",
+            ">= 1",
+            self.default_completion_tokens,
+        )
+        _require(self.grace_period_s >= 0, "grace_period_s", ">= 0", self.grace_period_s)
+        _require(self.stream_interval_s > 0, "stream_interval_s", "> 0", self.stream_interval_s)
+        _require(self.max_body_bytes >= 1024, "max_body_bytes", ">= 1024", self.max_body_bytes)
