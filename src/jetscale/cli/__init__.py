@@ -39,6 +39,7 @@ def _register() -> None:
     k8s.register(app)
     __import__("jetscale.cli.load", fromlist=["register"]).register(app)
     __import__("jetscale.cli.serve", fromlist=["register"]).register(app)
+    __import__("jetscale.cli.simulate", fromlist=["register"]).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,181 @@
+"""What a simulation returns: the timeline, per-minute latency, every HPA sync, every replica's life,
+request counts, latency and SLO outcomes, and (when asked) one row per request."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jetscale.report.timeline import Timeline
+from jetscale.sim.latency import LatencyStats
+
+__all__ = [
+    "MinuteRow",
+    "ReplicaSpan",
+    "RequestCounts",
+    "RequestRecords",
+    "SimResult",
+    "SloOutcome",
+    "SyncRow",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MinuteRow:
+    """Requests that ended (or were refused) in the minute starting at ``start_s``; exact percentiles."""
+
+    start_s: float
+    finished: int
+    rejected: int
+    ttft_p50_s: float
+    ttft_p95_s: float
+    ttft_p99_s: float
+    e2e_p50_s: float
+    e2e_p95_s: float
+    e2e_p99_s: float
+    tpot_p50_s: float
+    tpot_p99_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncRow:
+    """One HPA reconcile: what it saw and what it decided."""
+
+    t_s: float
+    current_replicas: int
+    desired_replicas: int
+    rescale: bool
+    reason: str
+    metric_replicas: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaSpan:
+    """One replica's life (NaN: never reached). It costs from ``created_s`` to ``gone_s``."""
+
+    name: str
+    created_s: float
+    ready_s: float
+    deleted_s: float
+    gone_s: float
+
+    def alive_s(self, start_s: float, end_s: float) -> float:
+        """Seconds of its life within [start_s, end_s]."""
+        gone = self.gone_s if not math.isnan(self.gone_s) else end_s
+        return max(0.0, min(gone, end_s) - max(self.created_s, start_s))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCounts:
+    """``arrived == done + in_flight + rejected`` always holds."""
+
+    arrived: int
+    done: int
+    rejected: int
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SloOutcome:
+    """``observed_s``: the percentile over the requests that finished or were refused, a refusal counting
+    as infinitely slow; ``met`` when it is within the target. ``attainment``: the share of those requests
+    within the target, as ``jetscale load`` counts it. ``minutes_met``: minutes whose percentile met it."""
+
+    label: str
+    metric: str
+    percentile: float
+    target_s: float
+    observed_s: float
+    met: bool
+    attainment: float
+    minutes_met: int
+    minutes_total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class RequestRecords:
+    """One row per request that finished or was refused, in no particular order; ``replica`` is -1 and
+    the times NaN for a refused request."""
+
+    request_id: np.ndarray
+    replica: np.ndarray
+    arrival_s: np.ndarray
+    first_token_s: np.ndarray
+    end_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    rejected: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.request_id)
+
+    def sorted(self) -> RequestRecords:
+        order = np.argsort(self.request_id, kind="stable")
+        return RequestRecords(**{name: getattr(self, name)[order] for name in _RECORD_FIELDS})
+
+    def to_csv(self) -> str:
+        rows = ["request_id,replica,arrival_s,first_token_s,end_s,input_tokens,output_tokens,rejected"]
+        for i in range(len(self)):
+            rows.append(
+                f"{self.request_id[i]},{self.replica[i]},{self.arrival_s[i]:.6f},{self.first_token_s[i]:.6f},"
+                f"{self.end_s[i]:.6f},{self.input_tokens[i]},{self.output_tokens[i]},{int(self.rejected[i])}"
+            )
+        return "\n".join(rows) + "\n"
+
+
+_RECORD_FIELDS = (
+    "request_id",
+    "replica",
+    "arrival_s",
+    "first_token_s",
+    "end_s",
+    "input_tokens",
+    "output_tokens",
+    "rejected",
+)
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class SimResult:
+    """A finished run. Costs are counted over [0, duration_s]: the requests that were still running then
+    finish in the tail (up to ``Scenario.drain_after_s`` more), which adds latency samples but no cost."""
+
+    name: str
+    duration_s: float
+    chips_per_replica: int
+    timeline: Timeline
+    minutes: list[MinuteRow]
+    metrics: list[dict[str, float]]  # per scrape: t_s and the fleet average of each metric read
+    syncs: list[SyncRow]
+    replicas: list[ReplicaSpan]
+    counts: RequestCounts
+    ttft: LatencyStats
+    e2e: LatencyStats
+    tpot: LatencyStats
+    slos: tuple[SloOutcome, ...]
+    records: RequestRecords | None = None
+    events_processed: int = 0
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def replica_seconds(self) -> float:
+        return sum(span.alive_s(0.0, self.duration_s) for span in self.replicas)
+
+    @property
+    def replica_hours(self) -> float:
+        return self.replica_seconds / 3600.0
+
+    @property
+    def chip_hours(self) -> float:
+        return self.replica_hours * self.chips_per_replica
+
+    @property
+    def slos_met(self) -> bool:
+        return all(s.met for s in self.slos)
+
+    def replicas_at(self, t_s: float) -> int:
+        """Replicas alive (costing) at ``t_s``."""
+        return sum(1 for s in self.replicas if s.created_s <= t_s and (math.isnan(s.gone_s) or s.gone_s > t_s))

@@ -1,0 +1,163 @@
+"""A run in a few numbers: requests, latency, SLOs, cost against the oracle, scaling; and the table
+that compares several manifests on one trace."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from rich.table import Table
+
+from jetscale.sim.cost import Cost, PriceTable, cost_of
+from jetscale.sim.latency import LatencyStats
+from jetscale.sim.oracle import OracleSchedule
+from jetscale.sim.result import RequestCounts, SimResult, SloOutcome
+from jetscale.sim.scenario import Scenario
+
+__all__ = ["RunSummary", "compare_table", "summarize_run"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    name: str
+    hpa: str
+    preset: str
+    traffic: str
+    duration_s: float
+    seed: int
+    router: str
+    startup: str
+    counts: RequestCounts
+    ttft: LatencyStats
+    e2e: LatencyStats
+    tpot: LatencyStats
+    slos: tuple[SloOutcome, ...]
+    cost: Cost
+    oracle: Cost | None
+    oracle_feasible: bool | None
+    scale_ups: int
+    scale_downs: int
+    max_replicas: int
+    mean_ready_replicas: float
+    wall_s: float
+
+    @property
+    def cost_ratio(self) -> float:
+        """Cost / oracle cost (replica-hours); NaN without an oracle."""
+        if self.oracle is None or self.oracle.replica_hours <= 0:
+            return math.nan
+        return self.cost.replica_hours / self.oracle.replica_hours
+
+    @property
+    def slos_met(self) -> bool:
+        return all(s.met for s in self.slos)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["cost_ratio"] = self.cost_ratio
+        data["slos_met"] = self.slos_met
+        data["simulated_requests_per_wall_s"] = self.counts.arrived / self.wall_s if self.wall_s > 0 else math.nan
+        return data
+
+    def rows(self) -> dict[str, str]:
+        """Label -> text, for the HTML report's table."""
+        c = self.counts
+        rows = {
+            "scenario": f"{self.hpa} on {self.preset}; {self.traffic}",
+            "duration / seed / router": f"{self.duration_s:g} s / {self.seed} / {self.router}",
+            "start-up": self.startup,
+            "requests": f"{c.arrived} arrived, {c.done} done, {c.rejected} refused, {c.in_flight} still running",
+            "TTFT p50 / p95 / p99": _triple(self.ttft),
+            "E2E p50 / p95 / p99": _triple(self.e2e),
+            "TPOT p50 / p95 / p99": _triple(self.tpot),
+        }
+        for slo in self.slos:
+            verdict = "met" if slo.met else "MISSED"
+            rows[f"SLO {slo.label}"] = (
+                f"{verdict}: observed {_s(slo.observed_s)}, {100 * slo.attainment:.2f}% of requests within, "
+                f"{slo.minutes_met}/{slo.minutes_total} minutes met"
+            )
+        rows["cost"] = self.cost.describe()
+        if self.oracle is not None:
+            note = "" if self.oracle_feasible else " (some windows infeasible at the oracle's maximum)"
+            rows["oracle cost"] = self.oracle.describe() + note
+            rows["cost / oracle"] = f"{self.cost_ratio:.2f}x"
+        rows["scaling"] = (
+            f"{self.scale_ups} up, {self.scale_downs} down; max {self.max_replicas} replicas, "
+            f"mean {self.mean_ready_replicas:.2f} ready"
+        )
+        if self.wall_s > 0:
+            rows["simulation"] = f"{self.wall_s:.1f} s wall, {c.arrived / self.wall_s:,.0f} requests/s"
+        return rows
+
+
+def _s(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.3f}s" if value < 10 else f"{value:.1f}s"
+
+
+def _triple(stats: LatencyStats) -> str:
+    return f"{_s(stats.p50_s)} / {_s(stats.p95_s)} / {_s(stats.p99_s)}"
+
+
+def summarize_run(
+    result: SimResult, scenario: Scenario, *, prices: PriceTable, oracle: OracleSchedule | None = None
+) -> RunSummary:
+    accelerator = scenario.replica.accelerator
+    events = result.timeline.events
+    samples = result.timeline.samples
+    ready = [s.replicas_ready for s in samples]
+    live = [s.replicas_ready + s.replicas_starting for s in samples]
+    return RunSummary(
+        name=result.name,
+        hpa=scenario.hpa.name if scenario.hpa is not None else f"fixed {scenario.start_replicas} replicas",
+        preset=scenario.replica.name or scenario.replica.accelerator.name,
+        traffic=scenario.traffic.describe(),
+        duration_s=scenario.duration_s,
+        seed=scenario.seed,
+        router=scenario.router,
+        startup=scenario.startup.describe(),
+        counts=result.counts,
+        ttft=result.ttft,
+        e2e=result.e2e,
+        tpot=result.tpot,
+        slos=result.slos,
+        cost=cost_of(result.replica_hours, accelerator, prices),
+        oracle=cost_of(oracle.replica_hours, accelerator, prices) if oracle is not None else None,
+        oracle_feasible=oracle.feasible if oracle is not None else None,
+        scale_ups=sum(1 for e in events if e.to_replicas > e.from_replicas),
+        scale_downs=sum(1 for e in events if e.to_replicas < e.from_replicas),
+        max_replicas=max(live, default=0),
+        mean_ready_replicas=sum(ready) / len(ready) if ready else math.nan,
+        wall_s=result.wall_s,
+    )
+
+
+def compare_table(summaries: Sequence[RunSummary], *, title: str = "") -> Table:
+    """One row per run: cost, cost / oracle, SLOs met and the worst attainment, p99s, refusals, scale events."""
+    table = Table(title=title or None)
+    for column in ("run", "replica-h", "cost", "/ oracle", "SLOs met", "attained", "TTFT p99", "E2E p99",
+                   "refused", "up/down"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for s in summaries:
+        money = f"{s.cost.money:,.2f}" if s.cost.money is not None else "-"
+        met = f"{sum(o.met for o in s.slos)}/{len(s.slos)}" if s.slos else "-"
+        attained = f"{100 * min(o.attainment for o in s.slos):.1f}%" if s.slos else "-"
+        ratio = f"{s.cost_ratio:.2f}x" if not math.isnan(s.cost_ratio) else "-"
+        table.add_row(
+            s.name or s.hpa,
+            f"{s.cost.replica_hours:,.2f}",
+            money,
+            ratio,
+            met,
+            attained,
+            _s(s.ttft.p99_s),
+            _s(s.e2e.p99_s),
+            str(s.counts.rejected),
+            f"{s.scale_ups}/{s.scale_downs}",
+        )
+    return table
