@@ -1,113 +1,48 @@
 """``jetscale demo``: what ``make demo`` runs.
 
-Until the local fleet exists, the demo shows the HPA core at work on the shipped manifests: the effective
-spec of each example, then ten minutes of syncs (every 15 s) of the prefill-backlog HPA against a
-scripted queue of waiting requests (ramp, plateau, spike, fall) that spreads evenly over the ready
-replicas. New replicas take 60 s to start and report no metric meanwhile, as pending pods do. Each row is
-one reconcile of ``jetscale.hpa``; the arithmetic of the first scale-up is printed in full.
+A real local fleet (``jetscale up``'s) of ``v5e-8/llama2-7b`` replicas at speed 10, driven through its
+router by ``jetscale load``'s generator with a load that ramps up, holds, spikes and falls, so that the
+HPA (``examples/hpa/demo.yaml``) scales up and, once its 300 s window has passed, back down. About two
+minutes on two cores. Writes ``results/demo/report.html`` (PNG plots of the timeline, summary, scaling
+events), ``timeline.csv`` and the generator's reports, and prints the summary. See docs/fleet.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from jetscale.cli.hpa import load_hpa_file, read_manifest, spec_table
-from jetscale.hpa.controller import Decision, HorizontalController, Observation
-from jetscale.hpa.types import MetricReading, Pod, PodMetric, PodMetrics, PodPhase
-
-__all__ = ["demo", "queued_requests"]
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "hpa"
-SYNC_S = 15.0
-STARTUP_S = 60.0
-DURATION_S = 1200.0
+__all__ = ["demo", "register"]
 
 
-def queued_requests(t_s: float) -> float:
-    """Requests waiting for prefill across the fleet: ramp to 30, plateau, spike to 60, fall to 0."""
-    if t_s < 180:
-        return 30.0 * t_s / 180
-    if t_s < 360:
-        return 30.0
-    if t_s < 450:
-        return 60.0
-    if t_s < 600:
-        return 60.0 * (600 - t_s) / 150
-    return 0.0
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where the report goes.")] = Path("results/demo"),
+    prometheus: Annotated[
+        bool, typer.Option("--prometheus", help="Metrics through a real Prometheus instead of direct scrapes.")
+    ] = False,
+    speed: Annotated[float, typer.Option("--speed", help="Time compression (the plan is sized for 10).")] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of arrivals, sizes and text.")] = 0,
+) -> None:
+    """Run the autoscaling demo: a real fleet scales up and down under a load ramp, plateau, spike and fall."""
+    from jetscale.fleet.demo import DemoPlan, run_demo, summary_table
 
-
-def _observe(started_s: dict[str, float], now_s: float) -> Observation:
-    ready = [name for name, t in started_s.items() if now_s - t >= STARTUP_S]
-    pods = tuple(
-        Pod(
-            name=name,
-            phase=PodPhase.RUNNING if name in ready else PodPhase.PENDING,
-            start_time_s=t,
-            ready_transition_s=t + STARTUP_S,
-        )
-        for name, t in started_s.items()
-    )
-    per_pod = queued_requests(now_s) / max(1, len(ready))
-    reading: MetricReading = PodMetrics(
-        values={name: PodMetric(value_milli=round(per_pod * 1000), timestamp_s=now_s) for name in ready}
-    )
-    return Observation(spec_replicas=len(started_s), status_replicas=len(started_s), pods=pods, readings=(reading,))
-
-
-def demo() -> None:
-    """Show the HPA core on the example manifests: effective specs, then a scripted scaling timeline."""
+    plan = DemoPlan(prometheus=prometheus, speed=speed, seed=seed)
     console = Console(highlight=False)
-    for name in ("backlog", "slots", "hbm"):
-        path = EXAMPLES / f"{name}.yaml"
-        console.print(spec_table(load_hpa_file(path), read_manifest(path)))
-    spec = load_hpa_file(EXAMPLES / "backlog.yaml")
-    controller = HorizontalController(spec)
-    started_s = {f"jetstream-{i}": -STARTUP_S for i in range(spec.min_replicas)}
-    table = Table(title=f"{spec.name}: one reconcile every {SYNC_S:g}s (target {spec.metrics[0].name})")
-    for col in ("t (s)", "queued", "pods", "ready", "per pod", "desired", "reason"):
-        table.add_column(col, justify="right" if col != "reason" else "left")
-    first_up: Decision | None = None
-    serial = len(started_s)
-    now = 0.0
-    while now <= DURATION_S:
-        observation = _observe(started_s, now)
-        decision = controller.step(observation, now)
-        ready = sum(1 for p in observation.pods if p.phase is PodPhase.RUNNING)
-        per_pod = queued_requests(now) / max(1, ready)
-        if decision.rescale or int(now) % 60 == 0:
-            style = (
-                "bold green"
-                if decision.desired_replicas > decision.current_replicas
-                else ("bold yellow" if decision.rescale else "")
-            )
-            table.add_row(
-                f"{now:g}",
-                f"{queued_requests(now):.1f}",
-                str(len(started_s)),
-                str(ready),
-                f"{per_pod:.2f}",
-                f"[{style}]{decision.desired_replicas}[/]" if style else str(decision.desired_replicas),
-                escape(decision.reason),
-            )
-        if decision.rescale and first_up is None and decision.desired_replicas > decision.current_replicas:
-            first_up = decision
-        while len(started_s) < decision.desired_replicas:
-            started_s[f"jetstream-{serial}"] = now
-            serial += 1
-        while len(started_s) > decision.desired_replicas:
-            started_s.pop(next(reversed(started_s)))
-        now += SYNC_S
-    console.print(table)
-    if first_up is not None:
-        console.print("[bold]The first scale-up, step by step:[/]")
-        for line in first_up.explanation:
-            console.print(f"  {escape(line)}")
+    console.print(
+        f"jetscale demo: {plan.preset} (batch {plan.batch_size}) at speed {plan.speed:g}x, HPA {plan.hpa_path.name}, "
+        f"{plan.duration_s:g} model s of load ({plan.duration_s / plan.speed:.0f} wall s)"
+    )
+    result = asyncio.run(run_demo(plan, out, console=console))
+    console.print(summary_table(result))
+    console.print(f"report: {result.report}")
+    if result.ended != "task":
+        console.print(f"stopped early ({result.ended}): the report covers the run so far")
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``demo`` to the ``jetscale`` app."""
     app.command(name="demo")(demo)
