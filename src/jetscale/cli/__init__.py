@@ -40,6 +40,7 @@ def _register() -> None:
     __import__("jetscale.cli.load", fromlist=["register"]).register(app)
     __import__("jetscale.cli.serve", fromlist=["register"]).register(app)
     __import__("jetscale.cli.simulate", fromlist=["register"]).register(app)
+    __import__("jetscale.cli.tune", fromlist=["register"]).register(app)
     __import__("jetscale.cli.up", fromlist=["register"]).register(app)
 
 
