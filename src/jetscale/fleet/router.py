@@ -13,7 +13,9 @@ of an answer have gone back to the client. Per request the router reads the body
 keep-alive connections to the replicas and does a few counter updates: no parsing of what it proxies.
 
 ``take_window`` hands the controller what the router saw since the last call (arrivals, outcomes, wall
-latencies), for the live view and the timeline.
+latencies), for the live view and the timeline. ``on_arrival``, when set, is told the wall time (the
+router's ``now``) of each request as it arrives, before it is routed (the parity test uses it to put the
+live fleet's time and the load generator's on one axis).
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ class Router:
         connect_timeout_s: float = 5.0,
         shutdown_timeout_s: float = 5.0,
         now: Callable[[], float] = time.monotonic,
+        on_arrival: Callable[[float], None] | None = None,
     ) -> None:
         self.policy = policy
+        self.on_arrival = on_arrival  # public: may be set after construction
         self.host = host
         self._port = port
         self._connect_timeout_s = connect_timeout_s
@@ -222,6 +226,8 @@ class Router:
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         started = self._now()
         self._count(0)
+        if self.on_arrival is not None:
+            self.on_arrival(started)
         self._in_flight += 1
         try:
             return await self._forward(request, started)
