@@ -32,17 +32,11 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from jetscale.cli import demo, hpa, k8s
+    from jetscale.cli import demo, hpa, k8s, load, serve, simulate, tune, up
 
     app.add_typer(hpa.app, name="hpa")
-    demo.register(app)
-    k8s.register(app)
-    __import__("jetscale.cli.load", fromlist=["register"]).register(app)
-    __import__("jetscale.cli.serve", fromlist=["register"]).register(app)
-    __import__("jetscale.cli.simulate", fromlist=["register"]).register(app)
-    __import__("jetscale.cli.tune", fromlist=["register"]).register(app)
-    __import__("jetscale.cli.up", fromlist=["register"]).register(app)
-
+    for area in (serve, load, up, demo, simulate, tune, k8s):
+        area.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
