@@ -410,3 +410,30 @@ def test_conservation_order_and_chunking(
 def test_deterministic() -> None:
     workload = [(0.001 * i, 1 + (7 * i) % 32, 1 + (11 * i) % 40) for i in range(60)]
     assert drive(config(model_load_s=0.0), workload, []) == drive(config(model_load_s=0.0), workload, [])
+
+
+@pytest.mark.parametrize(
+    ("n_in", "prefill_s"),
+    [
+        pytest.param(1, 0.016, id="shortest-pads-to-16"),
+        pytest.param(16, 0.016, id="fills-bucket-16"),
+        pytest.param(17, 0.032, id="one-over-pads-to-32"),
+        pytest.param(32, 0.032, id="fills-the-last-bucket"),
+        pytest.param(500, 0.032, id="cut-to-max-prefill-length"),
+    ],
+)
+def test_prefill_time_at_the_bucket_edges(n_in: int, prefill_s: float) -> None:
+    engine = ReplicaEngine(config())
+    engine.submit(req(0, n_in=n_in, n_out=1), 0.0)
+    assert engine.next_event_time() == pytest.approx(prefill_s)
+
+
+def test_tokens_generated_while_compute_bound() -> None:
+    """12 slots: every step takes the 12 ms compute floor while one short request decodes."""
+    chip = dataclasses.replace(CHIP, hbm_bytes_per_chip=40_000_000)
+    engine = ReplicaEngine(config(accelerator=chip, decode_slots=12))
+    engine.submit(req(0, n_in=2, n_out=10), 0.0)
+    for k in range(9):
+        assert engine.tokens_generated(0, 0.016 + 0.012 * k + 0.001) == 1 + k
+    (c,) = run_to_end(engine)[1]
+    assert c.end_s == pytest.approx(0.016 + 0.012 * 9, rel=1e-12)
