@@ -14,6 +14,7 @@ workers receive the shared ``Setup`` (the traffic may be a large trace) once, wh
 
 from __future__ import annotations
 
+import abc
 import math
 import multiprocessing
 import time
@@ -219,19 +220,22 @@ def _oracle(setup: Setup, request: OracleRequest) -> OracleSchedule:
     return oracle_schedule(scenario, window_s=request.window_s, max_replicas=request.max_replicas)
 
 
-class Evaluator:
+class Evaluator(abc.ABC):
     """Runs ``RunSpec`` lists and one oracle; see ``LocalEvaluator`` and ``PoolEvaluator``."""
 
     jobs = 1
 
+    @abc.abstractmethod
     def run(self, specs: Sequence[RunSpec], done: Done | None = None) -> list[RunScore]:
-        raise NotImplementedError
+        """Score every spec, in order; ``done`` is called after each."""
 
+    @abc.abstractmethod
     def start_oracle(self, request: OracleRequest) -> None:
-        raise NotImplementedError
+        """Begin computing the oracle's schedule (in the background where workers allow)."""
 
+    @abc.abstractmethod
     def oracle(self) -> OracleSchedule | None:
-        raise NotImplementedError
+        """The oracle's schedule once computed, None if none was asked for."""
 
     def __enter__(self) -> Evaluator:
         return self
@@ -239,7 +243,7 @@ class Evaluator:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default; the pool overrides it
         """Release the workers (nothing to do in-process)."""
 
 
