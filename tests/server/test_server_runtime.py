@@ -178,3 +178,33 @@ async def test_snapshot_advances_the_engine_to_now(clock: ManualClock) -> None:
         snap: EngineSnapshot = runtime.snapshot()
         assert (snap.prefill_backlog, snap.generate_backlog, snap.slots_used) == (0, 1, 2)
         assert snap.slots_used_fraction == 1.0
+
+
+async def test_progress_keeps_the_last_tokens_when_the_request_ends_while_the_consumer_waits(
+    clock: ManualClock,
+) -> None:
+    # A slow consumer (a gRPC or HTTP write) holds the stream at its yield; the request ends meanwhile.
+    # Every token must still be streamed: 4 tokens = the prefill's first + 3 decode steps of 0.5 s.
+    async with started(FakeEngine(prefill_s=0.1, step_s=0.5), clock) as runtime:
+        handle = runtime.submit(input_tokens=3, output_tokens=4)
+        assert isinstance(handle, RequestHandle)
+        ranges: list[tuple[int, int]] = []
+        stream = runtime.progress(handle)
+
+        async def consume() -> None:
+            async for r in stream:
+                ranges.append(r)
+                if len(ranges) == 1:
+                    await clock.advance(5.0)  # the whole request ends while this chunk is being written
+
+        task = asyncio.create_task(consume())
+        await clock.advance(0.1)  # the prefill ends: the first token, with 3 steps still to run
+        for _ in range(50):
+            if task.done():
+                break
+            await clock.advance(0.05)
+        await task
+        assert ranges[0] == (0, 1), ranges
+        assert ranges[0][0] == 0, ranges
+        assert ranges[-1][1] == 4
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))

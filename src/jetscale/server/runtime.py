@@ -267,11 +267,15 @@ class ServingRuntime:
         await handle.first_token.wait()
         sent = 0
         while True:
+            # Read "finished" before the count: the consumer may hold us at the yield while the request
+            # ends, so a count read earlier is not final; after a yield, look again before waiting.
+            finished = handle.done.is_set()
             produced = self.tokens_generated(handle)
             if produced > sent:
                 yield sent, produced
                 sent = produced
-            if handle.done.is_set():
+                continue
+            if finished:
                 break
             await self.wait_progress()
         if handle.completion is None:
