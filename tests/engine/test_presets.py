@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from toy_replica import CHIP, EXACT, MODEL
 
-from jetscale.engine.accelerator import GIB, Accelerator, Efficiency, Model, Precision, get_accelerator, get_model
+from jetscale.engine.accelerator import GIB, get_accelerator, get_model
 from jetscale.engine.presets import (
     CALIBRATED_EFFICIENCY,
     PRESETS,
@@ -19,32 +20,6 @@ from jetscale.engine.presets import (
     resolve_preset,
 )
 from jetscale.errors import ConfigError
-
-CHIP = Accelerator(
-    name="toy",
-    family="toy",
-    chips=1,
-    hbm_bytes_per_chip=20_000_000,
-    hbm_bandwidth_bytes_s=1e9,
-    peak_bf16_flops=1e10,
-    peak_int8_ops=2e10,
-    runtime_reserve_bytes_per_chip=0,
-    source="test",
-)
-MODEL = Model(
-    name="toy",
-    family="toy",
-    params=5_000_000,
-    layers=1,
-    kv_heads=1,
-    head_dim=5000,
-    vocab_size=100,
-    precision=Precision.BF16,
-    weight_bytes_per_param=2.0,
-    kv_bytes_per_value=2,
-    source="test",
-)
-EXACT = Efficiency(decode=1.0, prefill=1.0, decode_overhead_s=0.0, prefill_overhead_s=0.0, source="test")
 
 
 def toy(**overrides: object) -> ReplicaConfig:

@@ -14,39 +14,12 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from toy_replica import CHIP, EXACT, KV_PER_TOKEN, MODEL, WEIGHTS
 
-from jetscale.engine.accelerator import Accelerator, Efficiency, Model, Precision
+from jetscale.engine.accelerator import Efficiency
 from jetscale.engine.api import Completion, Engine, EngineRequest, FirstToken
 from jetscale.engine.presets import HbmMode, ReplicaConfig
 from jetscale.engine.replica import PREFILLED_CAPACITY, ReplicaEngine
-
-CHIP = Accelerator(
-    name="toy",
-    family="toy",
-    chips=1,
-    hbm_bytes_per_chip=20_000_000,
-    hbm_bandwidth_bytes_s=1e9,
-    peak_bf16_flops=1e10,
-    peak_int8_ops=2e10,
-    runtime_reserve_bytes_per_chip=0,
-    source="test",
-)
-MODEL = Model(
-    name="toy",
-    family="toy",
-    params=5_000_000,
-    layers=1,
-    kv_heads=1,
-    head_dim=5000,
-    vocab_size=100,
-    precision=Precision.BF16,
-    weight_bytes_per_param=2.0,
-    kv_bytes_per_value=2,
-    source="test",
-)
-EXACT = Efficiency(decode=1.0, prefill=1.0, decode_overhead_s=0.0, prefill_overhead_s=0.0, source="test")
-WEIGHTS = 10_000_000
-KV_PER_TOKEN = 20_000
 
 
 def config(**overrides: object) -> ReplicaConfig:

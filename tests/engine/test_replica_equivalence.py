@@ -15,7 +15,8 @@ import random
 from collections import deque
 
 import pytest
-from test_replica import CHIP, config
+from test_replica import config
+from toy_replica import CHIP
 
 from jetscale.engine import records, replica
 from jetscale.engine.api import Completion, EngineRequest, FirstToken
