@@ -48,6 +48,15 @@ def test_duration(text: object, seconds: float) -> None:
     assert parse_duration_s(text) == seconds
 
 
-def test_bad_duration() -> None:
-    with pytest.raises(ConfigError, match="sync: must be a duration"):
-        parse_duration_s("soon", "sync")
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h30m", 5400), ("2m30s", 150), ("1h0m0.5s", 3600.5), ("1m500ms", 60.5), ("24h", 86400), (" 1h5s ", 3605)],
+)
+def test_compound_duration(text: str, seconds: float) -> None:
+    assert parse_duration_s(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["soon", "30m1h", "1h1h", "1h 30m", "h", "1h30", "-1h", "1d"])
+def test_bad_duration(bad: str) -> None:
+    with pytest.raises(ConfigError, match=r"^sync: must be a duration such as 15s, 5m, 1h30m or 500ms"):
+        parse_duration_s(bad, "sync")

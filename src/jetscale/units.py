@@ -93,17 +93,37 @@ def format_milli(milli: int) -> str:
 
 
 _DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
+_DURATION_PART = re.compile(r"(?P<num>\d+(?:\.\d+)?)(?P<unit>ms|h|m|s)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_UNIT_ORDER = ("h", "m", "s", "ms")
+
+
+def _compound_s(text: str) -> float | None:
+    """Seconds of ``1h30m``, ``2m30s``, ``1h0m0.5s`` (Go's spelling: units from largest to smallest, each once)."""
+    total, last, at = 0.0, -1, 0
+    while at < len(text):
+        match = _DURATION_PART.match(text, at)
+        if match is None:
+            return None
+        rank = _UNIT_ORDER.index(match["unit"])
+        if rank <= last:
+            return None
+        total, last, at = total + float(match["num"]) * _UNIT_S[match["unit"]], rank, match.end()
+    return total if last >= 0 else None
 
 
 def parse_duration_s(value: object, field: str = "duration") -> float:
-    """Seconds from ``15``, ``15s``, ``1.5m``, ``500ms`` or ``2h``."""
+    """Seconds from ``15``, ``15s``, ``1.5m``, ``500ms``, ``2h`` or a compound ``1h30m`` / ``2m30s``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or not math.isfinite(value):
             raise ConfigError(f"{field}: must be a non-negative duration (got {value!r})")
         return float(value)
     if isinstance(value, str):
-        match = _DURATION.match(value.strip())
+        text = value.strip()
+        match = _DURATION.match(text)
         if match is not None:
             return float(match["num"]) * _UNIT_S[match["unit"]]
-    raise ConfigError(f"{field}: must be a duration such as 15s, 5m or 500ms (got {value!r})")
+        compound = _compound_s(text)
+        if compound is not None:
+            return compound
+    raise ConfigError(f"{field}: must be a duration such as 15s, 5m, 1h30m or 500ms (got {value!r})")
