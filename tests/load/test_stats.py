@@ -71,7 +71,7 @@ def test_a_last_sliver_joins_the_interval_before_it() -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "met", "attainment", "intervals"),
+    ("spec", "met", "share_within", "intervals"),
     [
         pytest.param("ttft_p50=0.35s", True, 3 / 5, (2, 3), id="ttft-median-met"),
         pytest.param("ttft_p99=350ms", False, 3 / 5, (2, 3), id="ttft-tail-missed"),
@@ -79,11 +79,11 @@ def test_a_last_sliver_joins_the_interval_before_it() -> None:
         pytest.param("tpot_p50=0.2s", False, 1 / 5, (1, 2), id="tpot-missed"),
     ],
 )
-def test_slo_results(spec: str, met: bool, attainment: float, intervals: tuple[int, int]) -> None:
+def test_slo_results(spec: str, met: bool, share_within: float, intervals: tuple[int, int]) -> None:
     s = summarize(_records(ROWS), elapsed_s=3.0, interval_s=1.0, mode="open", slos=parse_slos(spec))
     (r,) = s.slos
     assert r.met is met
-    assert r.attainment == pytest.approx(attainment)  # over the 5 finished requests
+    assert r.share_within == pytest.approx(share_within)  # over the 5 finished requests
     assert (r.intervals_met, r.intervals_total) == intervals
     assert s.slos_met is met
 

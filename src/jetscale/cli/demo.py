@@ -2,7 +2,7 @@
 
 A real local fleet (``jetscale up``'s) of ``v5e-8/llama2-7b`` replicas at speed 10, driven through its
 router by ``jetscale load``'s generator with a load that ramps up, holds, spikes and falls, so that the
-HPA (``examples/hpa/demo.yaml``) scales up and, once its 300 s window has passed, back down. About two
+HPA (``examples/demo/hpa.yaml``) scales up and, once its 300 s window has passed, back down. About two
 minutes on two cores. Writes ``results/demo/report.html`` (PNG plots of the timeline, summary, scaling
 events), ``timeline.csv`` and the generator's reports, and prints the summary. See docs/fleet.md.
 """

@@ -2,12 +2,19 @@
 
 One manifest (``--hpa FILE``) gives one run; ``--compare A.yaml B.yaml ...`` runs each manifest on the
 same requests and adds a table and an overlay of replicas over time. Every summary shows the cost
-against the oracle's (the cheapest schedule that meets the SLOs, docs/simulate.md). See docs/simulate.md.
+against the oracle's (the cheapest schedule that meets the SLOs, docs/simulate.md).
+
+Exit status: 0 done; 2 bad flags; 3 with ``--check`` when a run missed an SLO (``EXIT_SLO_MISSED``, for
+CI); 130 interrupted (Ctrl-C: the runs finished so far, and the one under way up to where it stopped, go
+to ``OUT/partial.json`` marked ``"partial": true``). ``--json`` prints one JSON document on stdout
+(``simulate_document``) and everything else on stderr. See docs/simulate.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,8 +28,12 @@ if TYPE_CHECKING:
     from jetscale.sim.oracle import OracleSchedule
     from jetscale.sim.result import SimResult
     from jetscale.sim.scenario import Scenario
+    from jetscale.sim.simulator import Simulator
+    from jetscale.sim.summary import RunSummary
 
-__all__ = ["register"]
+__all__ = ["EXIT_SLO_MISSED", "register", "simulate_document"]
+
+EXIT_SLO_MISSED = 3  # --check: some run missed an SLO
 
 _EXAMPLE = (
     "jetscale simulate --hpa examples/hpa/backlog.yaml --preset v5e-8/llama2-7b --workload sharegpt-like "
@@ -36,7 +47,7 @@ def simulate_command(
     ] = None,
     hpa: Annotated[list[Path] | None, typer.Option("--hpa", help="An autoscaling/v2 HPA manifest.")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Run every manifest given on the same requests.")] = False,
-    preset: Annotated[str, typer.Option("--preset", help="Replica preset (jetscale serve --list-presets).")] = (
+    preset: Annotated[str, typer.Option("--preset", help="Replica preset (see `jetscale presets`).")] = (
         "v5e-8/llama2-7b"
     ),
     replica: Annotated[
@@ -53,6 +64,9 @@ def simulate_command(
     ramp_up: Annotated[str | None, typer.Option("--ramp-up", metavar="DURATION")] = None,
     trace: Annotated[str | None, typer.Option("--trace", metavar="FILE", help="Replay a JSONL/CSV trace.")] = None,
     trace_speed: Annotated[str | None, typer.Option("--trace-speed", metavar="X")] = None,
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="The trace's numeric times: auto (epoch ms detected), s or ms.")
+    ] = "auto",
     duration: Annotated[str | None, typer.Option("--duration", metavar="DURATION", help="Simulated time.")] = None,
     max_requests: Annotated[str | None, typer.Option("--max-requests", metavar="N")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the requests and the start-up delays.")] = 0,
@@ -83,6 +97,12 @@ def simulate_command(
     records: Annotated[bool, typer.Option("--records", help="Write requests.csv, one row per request.")] = False,
     scale_to_zero: Annotated[bool, typer.Option("--scale-to-zero", help="HPAScaleToZero feature gate.")] = False,
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where the reports go.")] = Path("sim-report"),
+    check: Annotated[
+        bool, typer.Option("--check", help=f"Exit {EXIT_SLO_MISSED} when a run misses an SLO (for CI).")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the summaries as one JSON document on stdout, nothing else.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Simulate the HPA scaling a JetStream fleet under a workload; report latency, SLOs and cost."""
@@ -102,6 +122,7 @@ def simulate_command(
     traffic, duration_s = options.build_traffic(
         rate=rate, shape=shape, users=users, think_time=think_time, think=think, ramp_up=ramp_up, trace=trace,
         trace_speed=trace_speed, workload=workload, duration=duration, max_requests=max_requests, seed=seed,
+        time_unit=time_unit,
     )  # fmt: skip
     parse_router(router)
     price_table = options.read_prices(prices)
@@ -135,6 +156,8 @@ def simulate_command(
         oracle_max=options.positive_int(oracle_max, "--oracle-max") or 256,
         compare=compare,
         quiet=quiet,
+        check=check,
+        json_out=json_out,
     )
 
 
@@ -157,14 +180,18 @@ def _run(
     oracle_max: int,
     compare: bool,
     quiet: bool,
+    check: bool = False,
+    json_out: bool = False,
 ) -> None:
+    from jetscale.cli.output import make_console, print_json
     from jetscale.sim.oracle import oracle_schedule
     from jetscale.sim.output import write_comparison, write_run
     from jetscale.sim.scenario import ClosedTraffic
-    from jetscale.sim.simulator import simulate
+    from jetscale.sim.simulator import Simulator
     from jetscale.sim.summary import compare_table, summarize_run
 
-    console = Console(highlight=False)
+    console = make_console(stderr=json_out)
+    err = make_console(stderr=True)  # progress: the bar on a terminal, else one line per stage
     first = scenarios[0]
     oracle_note = ""
     if with_oracle and not first.slos:
@@ -173,36 +200,120 @@ def _run(
         with_oracle, oracle_note = False, "no oracle: a closed loop's arrivals depend on the fleet"
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        console=console, disable=quiet, transient=True,
+        console=err, disable=quiet, transient=True,
     )  # fmt: skip
+    stage = _stage_lines(err, quiet)
     results: list[SimResult] = []
-    summaries = []
     schedule: OracleSchedule | None = None
-    with progress:
-        for scenario in scenarios:
-            task = progress.add_task(f"simulate {scenario.name}", total=scenario.duration_s)
-            results.append(simulate(scenario, progress=_advance(progress, task)))
-        if with_oracle:
-            task = progress.add_task("oracle", total=first.duration_s)
-            schedule = oracle_schedule(
-                first,
-                window_s=oracle_window_s,
-                max_replicas=oracle_max,
-                progress=_advance(progress, task),
-            )
-    for scenario, result in zip(scenarios, results, strict=True):
-        summary = summarize_run(result, scenario, prices=prices, oracle=schedule)
-        summaries.append(summary)
-        folder = out / scenario.name if compare else out
-        report = write_run(result, summary, folder, oracle=schedule)
-        if not compare:
-            console.print(_summary_table(summary.rows(), f"jetscale simulate: {scenario.name}"))
-            console.print(f"report: {report}")
-    if compare:
+    running: tuple[Simulator, float] | None = None
+    try:
+        with progress:
+            for scenario in scenarios:
+                task = progress.add_task(f"simulate {scenario.name}", total=scenario.duration_s)
+                simulator = Simulator(scenario, progress=_advance(progress, task))
+                running = (simulator, time.perf_counter())
+                stage(f"simulate {scenario.name}: {scenario.duration_s:g} s of simulated time")
+                results.append(simulator.run())
+                running = None
+            if with_oracle:
+                stage("oracle")
+                task = progress.add_task("oracle", total=first.duration_s)
+                schedule = oracle_schedule(
+                    first,
+                    window_s=oracle_window_s,
+                    max_replicas=oracle_max,
+                    progress=_advance(progress, task),
+                )
+    except KeyboardInterrupt:
+        _interrupted(scenarios, results, running, out=out, prices=prices, console=console, json_out=json_out)
+    summaries = [
+        summarize_run(result, scenario, prices=prices, oracle=schedule)
+        for scenario, result in zip(scenarios, results, strict=True)
+    ]
+    reports = [
+        write_run(result, summary, out / scenario.name if compare else out, oracle=schedule)
+        for scenario, result, summary in zip(scenarios, results, summaries, strict=True)
+    ]
+    report = write_comparison(results, summaries, out, oracle=schedule) if compare else reports[0]
+    if json_out:
+        print_json(simulate_document(summaries, report=report, check=check, note=oracle_note))
+    elif compare:
         console.print(compare_table(summaries, title="HPA manifests on one trace"))
-        console.print(f"report: {write_comparison(results, summaries, out, oracle=schedule)}")
+        console.print(f"report: {report}")
+    else:
+        console.print(_summary_table(summaries[0].rows(), f"jetscale simulate: {scenarios[0].name}"))
+        console.print(f"report: {report}")
     if oracle_note:
         console.print(oracle_note)
+    missed = [f"{s.name}: {o.label}" for s in summaries for o in s.slos if not o.met]
+    if check and missed:
+        console.print(f"[bold red]SLO missed[/] ({'; '.join(missed)}): exit {EXIT_SLO_MISSED}", soft_wrap=True)
+        raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def simulate_document(
+    summaries: Sequence[RunSummary], *, report: Path | None, check: bool, note: str = "", partial: bool = False
+) -> dict[str, object]:
+    """The ``--json`` document (and, with ``partial``, ``OUT/partial.json``): every run's summary as in its
+    ``summary.json``; ``slos_met`` over all runs. Keys are stable; a missing value is ``null``."""
+    return {
+        "command": "simulate",
+        "partial": partial,
+        "slos_met": all(s.slos_met for s in summaries),
+        "check": check,
+        "runs": [s.to_dict() for s in summaries],
+        "report": str(report) if report is not None else None,
+        "note": note or None,
+    }
+
+
+def _stage_lines(console: Console, quiet: bool) -> Callable[[str], None]:
+    """Where the progress bar cannot be drawn (a file, a CI log): one line per stage on stderr."""
+
+    def say(line: str) -> None:
+        if not quiet and not console.is_terminal:
+            console.print(f"jetscale simulate: {line} ...", markup=False)
+
+    return say
+
+
+def _interrupted(
+    scenarios: Sequence[Scenario],
+    results: Sequence[SimResult],
+    running: tuple[Simulator, float] | None,
+    *,
+    out: Path,
+    prices: PriceTable,
+    console: Console,
+    json_out: bool,
+) -> None:
+    """Ctrl-C: summarize the runs finished and the one under way (to where it stopped) into
+    ``OUT/partial.json``, say what was done, exit 130. A second Ctrl-C exits at once."""
+    from jetscale.cli.interrupt import EXIT_INTERRUPTED, second_interrupt_exits, write_partial
+    from jetscale.sim.summary import summarize_run
+
+    with second_interrupt_exits():
+        summaries = [summarize_run(r, sc, prices=prices) for sc, r in zip(scenarios, results, strict=False)]
+        lines = [f"{len(results)} of {len(scenarios)} run(s) finished"]
+        if running is not None:
+            simulator, started = running
+            partial = simulator.result_so_far(wall_s=time.perf_counter() - started)
+            summary = summarize_run(partial, simulator.scenario, prices=prices)
+            summaries.append(replace(summary, duration_s=partial.duration_s, partial=True))
+            lines.append(
+                f"{partial.name} stopped at {partial.duration_s:,.0f} of {simulator.scenario.duration_s:,.0f} "
+                f"simulated s ({partial.counts.arrived} requests arrived, {partial.counts.done} done)"
+            )
+        elif len(results) == len(scenarios):
+            lines.append("the oracle did not finish")
+        document = simulate_document(summaries, report=None, check=False, partial=True)
+        path = write_partial(out, document)
+        if json_out:
+            from jetscale.cli.output import print_json
+
+            print_json(document)
+        console.print(f"interrupted: {'; '.join(lines)}; partial results in {path}", soft_wrap=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _advance(progress: Progress, task: TaskID) -> Callable[[float, float], None]:

@@ -49,7 +49,7 @@ DEMO_LOAD: tuple[tuple[float, float], ...] = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoPlan:
-    hpa_path: Path = EXAMPLES / "demo.yaml"
+    hpa_path: Path = EXAMPLES.parent / "demo" / "hpa.yaml"  # not in examples/hpa: `--compare examples/hpa/*.yaml`
     preset: str = "v5e-8/llama2-7b"
     batch_size: int = 8
     input_tokens: tuple[int, int] = (64, 192)  # uniform range

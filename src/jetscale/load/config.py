@@ -55,6 +55,7 @@ class LoadConfig:
     ramp_up_s: float = 0.0
     trace: str | None = None
     trace_speed: float = 1.0
+    time_unit: str = "auto"  # of the trace's numeric times: auto, s or ms (jetscale.load.trace)
     workload: str = "sharegpt-like"
     duration_s: float | None = None
     max_requests: int | None = None
@@ -135,6 +136,7 @@ def parse_options(
     ramp_up: str | None = None,
     trace: str | None = None,
     trace_speed: str | None = None,
+    time_unit: str = "auto",
     workload: str = "sharegpt-like",
     duration: str | None = None,
     max_requests: str | None = None,
@@ -191,6 +193,7 @@ def parse_options(
         ramp_up_s=_duration(ramp_up, "--ramp-up", positive=False) or 0.0,
         trace=trace,
         trace_speed=_number(trace_speed, "--trace-speed") or 1.0,
+        time_unit=time_unit,
         workload=workload,
         duration_s=duration_s,
         max_requests=n_max,
@@ -256,7 +259,9 @@ def build_plan(config: LoadConfig, read_lines: ReadLines) -> Plan:
             shape=shape,
         )
     assert config.trace is not None
-    trace = parse_trace(read_lines(config.trace), source=config.trace, speed=config.trace_speed)
+    trace = parse_trace(
+        read_lines(config.trace), source=config.trace, speed=config.trace_speed, time_unit=config.time_unit
+    )
     keep = np.ones(len(trace.times_s), dtype=bool)
     if config.duration_s is not None:
         keep &= trace.times_s < config.duration_s

@@ -131,11 +131,11 @@ def write_html(config: LoadConfig, summary: Summary, info: dict[str, Any], out: 
     ]
     slo_rows = "".join(
         f"<tr><td>{esc(r.label)}</td><td>{_cell(r.observed_s)}</td><td class={'ok' if r.met else 'bad'}>"
-        f"{'met' if r.met else 'missed'}</td><td>{100 * r.attainment:.1f}%</td>"
+        f"{'met' if r.met else 'missed'}</td><td>{100 * r.share_within:.1f}%</td>"
         f"<td>{r.intervals_met}/{r.intervals_total}</td></tr>"
         for r in summary.slos
     )
-    slo_head = "<tr><th>objective</th><th>observed</th><th></th><th>attainment</th><th>intervals met</th></tr>"
+    slo_head = "<tr><th>objective</th><th>observed</th><th></th><th>requests within</th><th>intervals met</th></tr>"
     slo_table = f"<h2>SLOs</h2><table>{slo_head}{slo_rows}</table>" if summary.slos else ""
     images = "".join(
         f'<h2>{esc(name)}</h2><img alt="{esc(name)}" src="data:image/png;base64,'

@@ -79,14 +79,14 @@ def render_summary(config: LoadConfig, summary: Summary, info: dict[str, Any]) -
     parts: list[Any] = [head, lat]
     if summary.slos:
         slo = Table(title="SLOs")
-        for col in ("objective", "observed", "met", "attainment", "intervals met"):
+        for col in ("objective", "observed", "met", "requests within", "intervals met"):
             slo.add_column(col, justify="right")
         for r in summary.slos:
             slo.add_row(
                 r.label,
                 _ms(r.observed_s),
                 "yes" if r.met else "[red]NO[/]",
-                f"{100 * r.attainment:.1f}%",
+                f"{100 * r.share_within:.1f}%",
                 f"{r.intervals_met}/{r.intervals_total}",
             )
         parts.append(slo)

@@ -1,4 +1,4 @@
-"""Statistics of a load run: latency percentiles, throughput, errors, SLO attainment, generator health.
+"""Statistics of a load run: latency percentiles, throughput, errors, SLOs met, generator health.
 
 Definitions (all client-side, measured from the moment the request was written):
 
@@ -7,8 +7,9 @@ Definitions (all client-side, measured from the moment the request was written):
   benchmark_serving's "TPOT" (latency / output tokens, which includes the TTFT).
 - E2E: end of the response - sent.
 - Throughput: finished requests and tokens per second of the measured window.
-- SLO ``ttft_p95=2s``: met when the p95 TTFT of successful requests is <= 2 s. Attainment is the share of
-  all finished requests that were successful *and* within the target, so errors count as misses.
+- SLO ``ttft_p95=2s``: met when the p95 TTFT of successful requests is <= 2 s. ``share_within`` is the share
+  of all finished requests that were successful *and* within the target, so errors count as misses (the
+  simulator's ``share_within`` is the same count; *attainment*, a share of minutes, is ``jetscale tune``'s).
 - Generator health (open loop and trace replay): lateness = sent - scheduled. The generator kept up when
   at most ``LATE_SHARE`` of requests (or one request, in a short run) were sent more than ``LATE_S``
   late and none was left unsent.
@@ -128,7 +129,7 @@ class SloResult:
     target_s: float
     observed_s: float  # the percentile over successful requests (NaN when none)
     met: bool
-    attainment: float  # share of finished requests that succeeded within the target
+    share_within: float  # share of finished requests that succeeded within the target
     intervals_met: int  # intervals (with samples) where the percentile met the target
     intervals_total: int
 
@@ -345,7 +346,7 @@ def summarize(
                 target_s=slo.target_s,
                 observed_s=observed,
                 met=bool(observed <= slo.target_s),
-                attainment=within / n_finished if n_finished else 0.0,
+                share_within=within / n_finished if n_finished else 0.0,
                 intervals_met=slo_hits[i],
                 intervals_total=slo_total[i],
             )

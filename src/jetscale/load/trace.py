@@ -1,8 +1,13 @@
 """Trace replay: requests' arrival times and sizes read from a JSONL or CSV file.
 
-A trace is the open loop's schedule given rather than drawn: each row's time (seconds, or an ISO
-timestamp as in Azure's public LLM inference traces), its input and output tokens, and optionally its
-prompt. Times are shifted to start at 0 and can be sped up. Pure: the caller passes the file's lines.
+A trace is the open loop's schedule given rather than drawn: each row's time (seconds, milliseconds,
+or an ISO timestamp as in Azure's public LLM inference traces), its input and output tokens, and
+optionally its prompt. Times are shifted to start at 0 and can be sped up. Pure: the caller passes the
+file's lines.
+
+Numeric times are seconds unless declared (``time_unit="ms"``, ``--time-unit ms``; a column named
+``t_ms``, ``time_ms`` or ``timestamp_ms``) or detected: a first time of at least ``EPOCH_MS_MIN`` is
+epoch milliseconds (as seconds it would be after the year 5000), so a 284 s trace stays 284 s.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import numpy as np
 
 from jetscale.errors import ConfigError
 
-__all__ = ["Trace", "parse_trace"]
+__all__ = ["EPOCH_MS_MIN", "TIME_UNITS", "Trace", "parse_trace"]
+
+TIME_UNITS = ("auto", "s", "ms")
+EPOCH_MS_MIN = 1e11  # epoch seconds reach it in the year 5138; epoch milliseconds passed it in 1973
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -36,6 +44,7 @@ class Trace:
 
 
 _TIME_KEYS = ("t", "time_s", "timestamp", "TIMESTAMP", "arrival_s")
+_MS_KEYS = ("t_ms", "time_ms", "timestamp_ms", "arrival_ms")
 _INPUT_KEYS = ("input_tokens", "ContextTokens", "prompt_tokens", "Request tokens")
 _OUTPUT_KEYS = ("output_tokens", "GeneratedTokens", "completion_tokens", "Response tokens")
 
@@ -77,15 +86,30 @@ def _size(value: object, where: str, key: str) -> int:
     return number
 
 
-def parse_trace(lines: Iterable[str], *, source: str, speed: float = 1.0) -> Trace:
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def parse_trace(lines: Iterable[str], *, source: str, speed: float = 1.0, time_unit: str = "auto") -> Trace:
     """A trace from JSONL objects or CSV rows with a header.
 
-    Columns: a time (``t``, ``timestamp``: seconds or ISO time; Azure's ``TIMESTAMP``), input tokens
-    (``input_tokens``, ``ContextTokens``), output tokens (``output_tokens``, ``GeneratedTokens``), and
-    optionally ``prompt``. Times are shifted to start at 0 and divided by ``speed``.
+    Columns: a time (``t``, ``timestamp``: seconds or ISO time; Azure's ``TIMESTAMP``; ``t_ms``,
+    ``timestamp_ms``: milliseconds), input tokens (``input_tokens``, ``ContextTokens``), output tokens
+    (``output_tokens``, ``GeneratedTokens``), and optionally ``prompt``. ``time_unit`` (auto, s, ms) is
+    the unit of numeric times (module docstring). Times are shifted to start at 0 and divided by ``speed``.
     """
     if not (math.isfinite(speed) and speed > 0):
         raise ConfigError(f"'--trace-speed' must be > 0 (got {speed})")
+    if time_unit not in TIME_UNITS:
+        raise ConfigError(f"'--time-unit' must be one of {', '.join(TIME_UNITS)} (got {time_unit!r})")
     materialized = [line for line in lines if line.strip()]
     if not materialized:
         raise ConfigError(f"{source}: the trace has no rows")
@@ -103,14 +127,19 @@ def parse_trace(lines: Iterable[str], *, source: str, speed: float = 1.0) -> Tra
     else:
         rows = [dict(r) for r in csv.DictReader(materialized)]
     times: list[float] = []
+    numeric: list[bool] = []
+    in_ms: list[bool] = []
     inputs: list[int] = []
     outputs: list[int] = []
     prompts: list[str | None] = []
     for number, row in enumerate(rows, start=1):
         where = f"{source}:{number}"
         t = _first(row, _TIME_KEYS)
+        ms_column = t is None and (t := _first(row, _MS_KEYS)) is not None
         if t is None:
-            raise ConfigError(f"{where}: needs a time column ({', '.join(_TIME_KEYS)})")
+            raise ConfigError(f"{where}: needs a time column ({', '.join(_TIME_KEYS + _MS_KEYS)})")
+        if ms_column and time_unit == "s":
+            raise ConfigError(f"{where}: '--time-unit s' contradicts its millisecond column ({', '.join(_MS_KEYS)})")
         prompt = row.get("prompt")
         n_in = _first(row, _INPUT_KEYS)
         n_out = _first(row, _OUTPUT_KEYS)
@@ -119,9 +148,15 @@ def parse_trace(lines: Iterable[str], *, source: str, speed: float = 1.0) -> Tra
         if n_out is None:
             raise ConfigError(f"{where}: needs output tokens ({', '.join(_OUTPUT_KEYS)})")
         times.append(_time_value(t, where))
+        numeric.append(_is_number(t))
+        in_ms.append(ms_column)
         inputs.append(_size(n_in, where, "input_tokens") if n_in is not None else max(1, round(len(str(prompt)) / 4)))
         outputs.append(_size(n_out, where, "output_tokens"))
         prompts.append(prompt if isinstance(prompt, str) and prompt else None)
+    numbers = [t for t, n in zip(times, numeric, strict=True) if n]
+    epoch_ms = time_unit == "auto" and bool(numbers) and min(numbers) >= EPOCH_MS_MIN
+    in_s = [not (n and (time_unit == "ms" or epoch_ms or ms)) for n, ms in zip(numeric, in_ms, strict=True)]
+    times = [t if s else t / 1000.0 for t, s in zip(times, in_s, strict=True)]
     order = np.argsort(np.asarray(times), kind="stable")
     t_arr = np.asarray(times)[order]
     return Trace(

@@ -93,6 +93,7 @@ def build_traffic(
     duration: str | None,
     max_requests: str | None,
     seed: int,
+    time_unit: str = "auto",
 ) -> tuple[Traffic, float]:
     """The traffic and the run's duration (a trace runs to its last request when ``--duration`` is unset)."""
     modes = [flag for flag, value in (("--rate", rate), ("--users", users), ("--trace", trace)) if value is not None]
@@ -115,7 +116,7 @@ def build_traffic(
             speed = float(trace_speed) if trace_speed is not None else 1.0
         except ValueError:
             raise ConfigError(f"'--trace-speed' must be a number > 0 (got {trace_speed!r})") from None
-        replay = parse_trace(read_lines(trace), source=trace, speed=speed)
+        replay = parse_trace(read_lines(trace), source=trace, speed=speed, time_unit=time_unit)
         end = duration_s if duration_s is not None else replay.duration_s + 1.0
         return TraceTraffic(trace=replay, max_requests=n_max, name=trace), end
     if duration_s is None:

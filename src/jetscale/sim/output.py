@@ -14,28 +14,18 @@ import base64
 import csv
 import html
 import io
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from jetscale.report.jsondoc import dumps
 from jetscale.report.timeline import write_report
 from jetscale.sim.oracle import OracleSchedule
 from jetscale.sim.result import MinuteRow, SimResult
 from jetscale.sim.summary import RunSummary
 
 __all__ = ["write_comparison", "write_run"]
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _csv(rows: Sequence[dict[str, object]], header: Sequence[str]) -> str:
@@ -50,7 +40,7 @@ def _csv(rows: Sequence[dict[str, object]], header: Sequence[str]) -> str:
 def write_run(result: SimResult, summary: RunSummary, out_dir: Path, *, oracle: OracleSchedule | None = None) -> Path:
     """Write one run's files under ``out_dir``; returns the HTML report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary.to_dict()), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "summary.json").write_text(dumps(summary.to_dict()), encoding="utf-8")
     minute_fields = [f.name for f in fields(MinuteRow)]
     (out_dir / "latency_per_minute.csv").write_text(
         _csv([asdict(m) for m in result.minutes], minute_fields), encoding="utf-8"
@@ -105,17 +95,17 @@ def write_comparison(
     """Write the comparison files under ``out_dir`` (each run's own files go in a sub-folder by the
     caller); returns the path of ``compare.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "compare.json").write_text(
-        json.dumps(_json_safe([s.to_dict() for s in summaries]), indent=2) + "\n", encoding="utf-8"
-    )
+    (out_dir / "compare.json").write_text(dumps([s.to_dict() for s in summaries]), encoding="utf-8")
     png = _overlay(results, oracle, out_dir / "compare.png")
-    header = ["run", "replica-hours", "cost", "cost / oracle", "SLOs", "TTFT p99 (s)", "E2E p99 (s)", "refused",
-              "scale up / down", "report"]  # fmt: skip
+    header = ["run", "replica-hours", "cost", "cost / oracle", "SLOs (share of requests within)", "attainment",
+              "TTFT p99 (s)", "E2E p99 (s)", "refused", "scale up / down", "report"]  # fmt: skip
     body = []
     for s in summaries:
         money = f"{s.cost.currency} {s.cost.money:,.2f}" if s.cost.money is not None else "-"
-        slos = "; ".join(f"{o.label}: {'met' if o.met else 'MISSED'} ({100 * o.attainment:.2f}%)" for o in s.slos)
-        cells = [s.name, f"{s.cost.replica_hours:,.2f}", money, f"{s.cost_ratio:.2f}x", slos or "-",
+        slos = "; ".join(f"{o.label}: {'met' if o.met else 'MISSED'} ({100 * o.share_within:.2f}%)" for o in s.slos)
+        ratio = f"{s.cost_ratio:.2f}x" if math.isfinite(s.cost_ratio) else "-"
+        attained = f"{s.attainment:.4f}" if math.isfinite(s.attainment) else "-"
+        cells = [s.name, f"{s.cost.replica_hours:,.2f}", money, ratio, slos or "-", attained,
                  f"{s.ttft.p99_s:.3f}", f"{s.e2e.p99_s:.3f}", str(s.counts.rejected),
                  f"{s.scale_ups} / {s.scale_downs}"]  # fmt: skip
         link = f'<a href="{html.escape(s.name)}/report.html">report</a>'

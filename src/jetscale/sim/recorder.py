@@ -134,7 +134,7 @@ class Recorder:
                     target_s=slo.target_s,
                     observed_s=observed,
                     met=bool(observed <= slo.target_s),
-                    attainment=self._within[i] / total if total else math.nan,
+                    share_within=self._within[i] / total if total else math.nan,
                     minutes_met=self._minutes_met[i],
                     minutes_total=self._minutes_total[i],
                 )

@@ -80,8 +80,10 @@ class RequestCounts:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SloOutcome:
     """``observed_s``: the percentile over the requests that finished or were refused, a refusal counting
-    as infinitely slow; ``met`` when it is within the target. ``attainment``: the share of those requests
-    within the target, as ``jetscale load`` counts it. ``minutes_met``: minutes whose percentile met it."""
+    as infinitely slow; ``met`` when it is within the target. ``share_within``: the share of those requests
+    within the target, as ``jetscale load`` counts it. ``minutes_met``: minutes whose percentile met it,
+    of ``minutes_total`` with a finished request; ``minute_attainment`` is their share (docs/simulate.md:
+    *attainment* always means a share of minutes, as ``jetscale tune --attainment`` does)."""
 
     label: str
     metric: str
@@ -89,9 +91,14 @@ class SloOutcome:
     target_s: float
     observed_s: float
     met: bool
-    attainment: float
+    share_within: float
     minutes_met: int
     minutes_total: int
+
+    @property
+    def minute_attainment(self) -> float:
+        """Minutes met / minutes with a finished request (1.0 when no minute had one)."""
+        return self.minutes_met / self.minutes_total if self.minutes_total else 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -175,6 +182,13 @@ class SimResult:
     @property
     def slos_met(self) -> bool:
         return all(s.met for s in self.slos)
+
+    @property
+    def attainment(self) -> float:
+        """The run's attainment, as ``jetscale tune`` scores it: the worst SLO's share of minutes met, and
+        no more than the share of requests served (a run that refused 5 % cannot attain more than 0.95)."""
+        served = 1.0 - self.counts.rejected / self.counts.arrived if self.counts.arrived else 1.0
+        return min([*(s.minute_attainment for s in self.slos), served])
 
     def replicas_at(self, t_s: float) -> int:
         """Replicas alive (costing) at ``t_s``."""

@@ -139,6 +139,14 @@ class Simulator:
         finally:
             gc.set_threshold(*thresholds)
 
+    def result_so_far(self, *, wall_s: float = 0.0) -> SimResult:
+        """What a run stopped early (Ctrl-C in ``run``) has produced: every request handled up to the last
+        event taken, cost counted to that time (``duration_s``); requests still running stay in flight."""
+        self.recorder.flush()
+        result = self._result(wall_s)
+        result.duration_s = min(self.q.now_s, self.scenario.duration_s)
+        return result
+
     def _run(self, wall: float) -> SimResult:
         sc = self.scenario
         end = sc.duration_s

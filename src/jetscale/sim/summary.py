@@ -1,5 +1,10 @@
 """A run in a few numbers: requests, latency, SLOs, cost against the oracle, scaling; and the table
-that compares several manifests on one trace."""
+that compares several manifests on one trace.
+
+Two shares, two names (docs/simulate.md): an SLO's *share within* is the share of requests within its
+target; a run's *attainment* is the worst SLO's share of minutes met, capped by the share of requests
+served, exactly as ``jetscale tune`` scores a candidate against ``--attainment``. No cost ratio is given
+against an oracle that could not meet the SLO in some window: its cost is then no lower bound."""
 
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ class RunSummary:
     e2e: LatencyStats
     tpot: LatencyStats
     slos: tuple[SloOutcome, ...]
+    attainment: float
     cost: Cost
     oracle: Cost | None
     oracle_feasible: bool | None
@@ -41,11 +47,12 @@ class RunSummary:
     max_replicas: int
     mean_ready_replicas: float
     wall_s: float
+    partial: bool = False  # stopped early (Ctrl-C): counts and cost up to ``duration_s``
 
     @property
     def cost_ratio(self) -> float:
-        """Cost / oracle cost (replica-hours); NaN without an oracle."""
-        if self.oracle is None or self.oracle.replica_hours <= 0:
+        """Cost / oracle cost (replica-hours); NaN without an oracle or with an infeasible one."""
+        if self.oracle is None or not self.oracle_feasible or self.oracle.replica_hours <= 0:
             return math.nan
         return self.cost.replica_hours / self.oracle.replica_hours
 
@@ -75,14 +82,19 @@ class RunSummary:
         for slo in self.slos:
             verdict = "met" if slo.met else "MISSED"
             rows[f"SLO {slo.label}"] = (
-                f"{verdict}: observed {_s(slo.observed_s)}, {100 * slo.attainment:.2f}% of requests within, "
+                f"{verdict}: observed {_s(slo.observed_s)}, {100 * slo.share_within:.2f}% of requests within, "
                 f"{slo.minutes_met}/{slo.minutes_total} minutes met"
             )
+        if self.slos:
+            rows["attainment"] = f"{self.attainment:.4f} (worst SLO's share of minutes met, as jetscale tune scores)"
         rows["cost"] = self.cost.describe()
         if self.oracle is not None:
-            note = "" if self.oracle_feasible else " (some windows infeasible at the oracle's maximum)"
-            rows["oracle cost"] = self.oracle.describe() + note
-            rows["cost / oracle"] = f"{self.cost_ratio:.2f}x"
+            if self.oracle_feasible:
+                rows["oracle cost"] = self.oracle.describe()
+                rows["cost / oracle"] = f"{self.cost_ratio:.2f}x"
+            else:
+                rows["oracle cost"] = self.oracle.describe() + " (infeasible: some windows miss the SLO at its maximum)"
+                rows["cost / oracle"] = "- (no ratio against an infeasible oracle; raise --oracle-max)"
         rows["scaling"] = (
             f"{self.scale_ups} up, {self.scale_downs} down; max {self.max_replicas} replicas, "
             f"mean {self.mean_ready_replicas:.2f} ready"
@@ -126,6 +138,7 @@ def summarize_run(
         e2e=result.e2e,
         tpot=result.tpot,
         slos=result.slos,
+        attainment=result.attainment if result.slos else math.nan,
         cost=cost_of(result.replica_hours, accelerator, prices),
         oracle=cost_of(oracle.replica_hours, accelerator, prices) if oracle is not None else None,
         oracle_feasible=oracle.feasible if oracle is not None else None,
@@ -138,15 +151,19 @@ def summarize_run(
 
 
 def compare_table(summaries: Sequence[RunSummary], *, title: str = "") -> Table:
-    """One row per run: cost, cost / oracle, SLOs met and the worst attainment, p99s, refusals, scale events."""
+    """One row per run: cost, cost / oracle, SLOs met, attainment, p99s, refusals, scale events. On a
+    narrow terminal a long run name folds rather than being cut; files and pipes get it whole."""
     table = Table(title=title or None)
-    for column in ("run", "replica-h", "cost", "/ oracle", "SLOs met", "attained", "TTFT p99", "E2E p99",
+    for column in ("run", "replica-h", "cost", "/ oracle", "SLOs met", "attainment", "TTFT p99", "E2E p99",
                    "refused", "up/down"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "run" else "right")
+        if column == "run":
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right")
     for s in summaries:
         money = f"{s.cost.money:,.2f}" if s.cost.money is not None else "-"
         met = f"{sum(o.met for o in s.slos)}/{len(s.slos)}" if s.slos else "-"
-        attained = f"{100 * min(o.attainment for o in s.slos):.1f}%" if s.slos else "-"
+        attained = f"{100 * s.attainment:.1f}%" if s.slos else "-"
         ratio = f"{s.cost_ratio:.2f}x" if not math.isnan(s.cost_ratio) else "-"
         table.add_row(
             s.name or s.hpa,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import math
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -119,9 +120,7 @@ def scenario_for(setup: Setup, spec: RunSpec) -> Scenario:
 
 
 def _attainment(result: SimResult) -> float:
-    shares = [s.minutes_met / s.minutes_total if s.minutes_total else 1.0 for s in result.slos]
-    served = 1.0 - result.counts.rejected / result.counts.arrived if result.counts.arrived else 1.0
-    return min([*shares, served])
+    return result.attainment  # one definition, shared with jetscale simulate (SimResult.attainment)
 
 
 def score_run(result: SimResult, *, compression: int, keep_timeline: bool = False, wall_s: float = 0.0) -> RunScore:
@@ -277,6 +276,7 @@ _worker_setup: list[Setup] = []  # a pool worker's shared Setup, set once by ``_
 
 
 def _init_worker(setup: Setup) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool (PoolEvaluator)
     _worker_setup[:] = [setup]
 
 
@@ -321,6 +321,12 @@ class PoolEvaluator(Evaluator):
 
     def oracle(self) -> OracleSchedule | None:
         return self._oracle_future.result() if self._oracle_future is not None else None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt) and self._pool is not None:
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()  # Ctrl-C: drop the runs in flight (and the oracle) rather than wait for them
+        self.close()
 
     def close(self) -> None:
         if self._pool is not None:

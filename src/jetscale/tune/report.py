@@ -43,7 +43,8 @@ def money(result: TuneResult, replica_hours: float, prices: PriceTable) -> str:
 
 
 def _score(s: CandidateScore) -> str:
-    return f"attainment {s.attainment:.3f} (worst seed {s.worst_attainment:.3f})"
+    """Attainment here, as everywhere in jetscale, is a share of minutes (SimResult.attainment)."""
+    return f"attainment {s.attainment:.3f} of minutes (worst seed {s.worst_attainment:.3f})"
 
 
 def explain(result: TuneResult, prices: PriceTable) -> list[str]:
@@ -91,13 +92,18 @@ def explain(result: TuneResult, prices: PriceTable) -> list[str]:
     )
     if result.oracle is not None:
         oracle_h = result.oracle.replica_hours
-        note = "" if result.oracle.feasible else " (some windows could not meet the SLO even at the maximum)"
-        lines.append(
-            f"The oracle (the cheapest schedule that meets the SLO knowing every arrival){note}: "
-            f"{money(result, oracle_h, prices)}; the recommendation costs {w.cost / oracle_h:.2f}x of it."
-            if oracle_h > 0
-            else "The oracle needs no replica-hours (no traffic)."
-        )
+        if not result.oracle.feasible:  # its cost is no lower bound then: no ratio against it
+            lines.append(
+                f"The oracle could not meet the SLO in some windows even at {cfg.max_replicas} replicas "
+                f"({money(result, oracle_h, prices)}), so no cost ratio is given against it."
+            )
+        elif oracle_h > 0:
+            lines.append(
+                "The oracle (the cheapest schedule that meets the SLO knowing every arrival): "
+                f"{money(result, oracle_h, prices)}; the recommendation costs {w.cost / oracle_h:.2f}x of it."
+            )
+        else:
+            lines.append("The oracle needs no replica-hours (no traffic).")
     if result.compression > 1:
         lines.append(
             f"The search ran on the traffic compressed {result.compression}x (1 request in {result.compression}, "

@@ -136,6 +136,7 @@ class _Runner:
 
     def __init__(self, config: TuneConfig, replica: ReplicaConfig, progress: Progress | None) -> None:
         self.config, self.replica, self.progress = config, replica, progress
+        self.sink: list[CandidateScore] | None = None  # tune(scored=...): every score as it is made
         self.done = 0
         self.expected = 0
         self.stage = ""
@@ -173,7 +174,7 @@ class _Runner:
         ]
         self.expected = max(self.expected, self.done + len(specs))
         runs = evaluator.run(specs, done=self.tick)
-        return [
+        scores = [
             CandidateScore(
                 candidate=c,
                 runs=tuple(runs[j * seeds : (j + 1) * seeds]),
@@ -183,10 +184,16 @@ class _Runner:
             )
             for j, (c, stage) in enumerate(candidates)
         ]
+        if self.sink is not None:
+            self.sink.extend(scores)
+        return scores
 
 
-def tune(config: TuneConfig, *, progress: Progress | None = None) -> TuneResult:
-    """Run the stages of the module docstring; see ``TuneResult``."""
+def tune(
+    config: TuneConfig, *, progress: Progress | None = None, scored: list[CandidateScore] | None = None
+) -> TuneResult:
+    """Run the stages of the module docstring; see ``TuneResult``. ``scored`` gets every candidate's
+    score as soon as it is made (what a caller stopped by Ctrl-C can still report)."""
     started = time.perf_counter()
     setup = config.setup
     if progress is not None:
@@ -204,6 +211,7 @@ def tune(config: TuneConfig, *, progress: Progress | None = None) -> TuneResult:
         raise ConfigError(f"'--signals' must name a signal that can work here (got none): {'; '.join(warnings)}")
     k = compression_for(config)
     runner = _Runner(config, replica, progress)
+    runner.sink = scored
     searches = [SignalSearch(s, g, max_probes=config.max_probes) for s, g in grids.items()]
     runner.expected = config.seeds * (len(searches) * (config.max_probes + 6) + (3 if k > 1 else 2))
     cache: dict[Candidate, CandidateScore] = {}
