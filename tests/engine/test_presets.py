@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from toy_replica import CHIP, EXACT, MODEL
 
-from jetscale.engine.accelerator import GIB, get_accelerator, get_model
+from jetscale.engine.accelerator import GIB, EfficiencyKind, get_accelerator, get_model
 from jetscale.engine.presets import (
     CALIBRATED_EFFICIENCY,
     PRESETS,
@@ -132,7 +132,7 @@ def test_config_from_mapping(data: dict[str, object], slots: int, chip: str) -> 
 
 
 def test_config_from_mapping_needs_the_shape() -> None:
-    with pytest.raises(ConfigError, match=r"^'decode_slots' must be given when there is no 'preset'"):
+    with pytest.raises(ConfigError, match=r"^'decode_slots' \(or per_device_batch_size\) must be given when there"):
         replica_config_from_mapping({"accelerator": "tpu-v6e-1", "model": "llama3-8b"})
 
 
@@ -140,10 +140,13 @@ def test_efficiency_lookup() -> None:
     v5e, v6e = get_accelerator("tpu-v5e-8"), get_accelerator("tpu-v6e-8")
     calibrated = CALIBRATED_EFFICIENCY[("tpu-v5e", "llama2-13b")]
     assert efficiency_for(v5e, get_model("llama2-13b")) is calibrated
-    assert efficiency_for(v5e, get_model("llama2-13b-int8")) is calibrated  # int8 shares its family's
+    assert calibrated.kind is EfficiencyKind.CALIBRATED
+    int8 = efficiency_for(v5e, get_model("llama2-13b-int8"))  # the same numbers, borrowed from the bf16 setup
+    assert (int8.decode, int8.kind, int8.borrowed_from) == (0.318, EfficiencyKind.BORROWED, "tpu-v5e/llama2-13b")
     fallback = efficiency_for(v6e, get_model("llama3-8b"))
-    assert fallback.source.startswith("uncalibrated")
-    assert all(e.source for e in CALIBRATED_EFFICIENCY.values())
+    assert (fallback.kind, fallback.borrowed_from) == (EfficiencyKind.BORROWED, "tpu-v5e/llama2-7b")
+    assert fallback.provenance.startswith("borrowed from tpu-v5e/llama2-7b (no published JetStream figure for ")
+    assert all(e.source and e.kind is EfficiencyKind.CALIBRATED for e in CALIBRATED_EFFICIENCY.values())
 
 
 def test_hbm_mode_may_be_given_as_a_string() -> None:
@@ -159,7 +162,7 @@ def test_reserve_defaults_to_the_accelerators() -> None:
 def test_modeled_peak_by_hand() -> None:
     # 4 slots at mean context 16 + 4/2 = 18: step 10 ms + 72 x 0.02 ms = 11.44 ms; prefill 16 ms;
     # over 3 steps each slot ends one request and one prefill refills it: 4 x 4 tokens / (3 steps + 4 prefills)
-    peak = modeled_peak(toy(runtime_reserve_bytes=0), input_tokens=16, output_tokens=4)
+    peak = modeled_peak(toy(runtime_reserve_bytes=0, hbm_mode=HbmMode.PAGED), input_tokens=16, output_tokens=4)
     assert peak.decode_step_s == pytest.approx(0.01144)
     assert peak.prefill_s == pytest.approx(0.016)
     assert peak.output_tokens_s == pytest.approx(16 / (3 * 0.01144 + 4 * 0.016))

@@ -231,7 +231,7 @@ def test_hbm_gauge(mode: HbmMode, before: int, after: int) -> None:
 
 
 def test_hbm_reserve_is_counted() -> None:
-    engine = ReplicaEngine(config(runtime_reserve_bytes=1234))
+    engine = ReplicaEngine(config(runtime_reserve_bytes=1234, hbm_mode=HbmMode.PAGED))
     assert engine.snapshot(0.0).hbm_used_bytes == WEIGHTS + 1234
 
 

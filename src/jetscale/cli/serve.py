@@ -1,4 +1,5 @@
-"""``jetscale serve`` (one JetStream-compatible replica) and ``jetscale presets`` (the replica shapes).
+"""``jetscale serve`` (one JetStream-compatible replica) and ``jetscale presets`` (the replica shapes, with
+where each one's efficiency comes from; ``--replica FILE`` adds a replica YAML's setup).
 
 ``serve`` resolves a preset with the flags' overrides, builds the engine and runs ``ModelServer`` until
 SIGTERM/SIGINT, then drains within the grace period and exits 0. Once listening it prints one line to
@@ -11,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from jetscale.engine.accelerator import EfficiencyKind
 from jetscale.engine.presets import ReplicaConfig, list_presets, modeled_peak, resolve_preset
 from jetscale.engine.replica import ReplicaEngine
 from jetscale.errors import ConfigError
@@ -129,29 +132,69 @@ def serve(
     raise typer.Exit(code)
 
 
-def presets() -> None:
-    """List the replica presets with their modeled peak throughput and HBM use at full batch."""
+def presets(
+    replica: Annotated[
+        list[Path] | None,
+        typer.Option("--replica", help="Also show this replica YAML's setup (docs/replica.md); repeatable."),
+    ] = None,
+) -> None:
+    """List the replica presets with their modeled peak throughput, HBM use at full batch, and where each
+    setup's efficiency comes from (calibrated, borrowed from a calibrated setup, or fitted to a profile)."""
+    from jetscale.engine.calibration import CALIBRATED_EFFICIENCY, setup_name
+    from jetscale.sim.options import replica_option
+
+    setups = [(p.name, p.config()) for p in list_presets()]
+    setups += [(path.name, replica_option("", path)) for path in replica or []]
     table = Table(title="Replica presets (peak: every slot busy, prompts of half the prefill length)")
     for column in ("preset", "accelerator", "model"):
         table.add_column(column, no_wrap=True)
-    for column in ("slots", "prefill/target", "peak out tok/s", "step ms", "HBM used/total GiB", "HBM %", "load s"):
+    for column in ("slots", "prefill/target", "peak out tok/s", "step ms", "HBM used/total GiB", "load s"):
         table.add_column(column, justify="right", no_wrap=True)
-    for preset in list_presets():
-        config = preset.config()
+    table.add_column("HBM mode", no_wrap=True)
+    table.add_column("efficiency", no_wrap=True)
+    notes: dict[str, int] = {}  # a note's text -> its number
+    calibrated = {setup_name(key): eff for key, eff in CALIBRATED_EFFICIENCY.items()}
+
+    def note(text: str) -> str:
+        return f"[{notes.setdefault(text, len(notes) + 1)}]"
+
+    def on(setup: str) -> str:
+        return f"{setup}, calibrated on {calibrated[setup].source}"
+
+    for name, config in setups:
         peak = modeled_peak(config)
+        eff = config.resolved_efficiency
+        if eff.kind is EfficiencyKind.CALIBRATED and config.efficiency is None:
+            label = f"calibrated {note(on(setup_name((config.accelerator.family, config.model.family))))}"
+        elif eff.kind is EfficiencyKind.BORROWED and eff.borrowed_from in calibrated:
+            label = f"borrowed {note(on(eff.borrowed_from))}"
+        else:  # set in the replica YAML
+            label = f"{eff.kind.value} {note(eff.provenance)}"
         table.add_row(
-            preset.name,
+            name,
             config.accelerator.name,
             config.model.name,
             str(config.decode_slots),
             f"{config.max_prefill_length}/{config.max_target_length}",
             f"{peak.output_tokens_s:,.0f}",
             f"{1000 * peak.decode_step_s:.1f}",
-            f"{peak.hbm_used_bytes / _GIB:.1f}/{peak.hbm_total_bytes / _GIB:.0f}",
-            f"{100 * peak.hbm_used_bytes / peak.hbm_total_bytes:.0f}",
+            f"{peak.hbm_used_bytes / _GIB:.1f}/{peak.hbm_total_bytes / _GIB:.0f} "
+            f"({100 * peak.hbm_used_bytes / peak.hbm_total_bytes:.0f}%)",
             f"{config.model_load_s:g}",
+            config.hbm_mode.value,
+            label,
         )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    console.print(table)
+    console.print(
+        "efficiency: calibrated = fitted to a published JetStream figure of that chip and model; borrowed = the "
+        "efficiency of the calibrated setup [n], reused where no figure exists (its throughput is a guess); fitted "
+        "= from a measured profile (`jetscale profile`, not built yet); given = set in a replica YAML.",
+        soft_wrap=True,
+        markup=False,
+    )
+    for text, number in notes.items():
+        console.print(f"  [{number}] {text}", soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer) -> None:

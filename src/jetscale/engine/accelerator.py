@@ -13,8 +13,11 @@ by a measured efficiency, then adds a fixed overhead per call:
 * KV bytes per token = 2 (K and V) x layers x KV heads x head size x bytes per KV value.
 
 Attention FLOPs and the logits are not modeled separately: they hide inside the calibrated
-efficiencies (see ``jetscale.engine.presets`` for the calibration and its sources).
-Every table entry keeps its source next to it. Pure: no clock, no I/O.
+efficiencies (see ``jetscale.engine.calibration`` for the calibration and its sources); an
+``Efficiency`` says where its numbers come from (``EfficiencyKind``: calibrated against a published
+figure, borrowed from a calibrated setup, fitted to a profile, or given in a replica YAML).
+Every table entry keeps its source next to it; chips and models outside the tables are read from their
+data sheets (``jetscale.engine.datasheet``). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "PREFILL_BUCKETS",
     "Accelerator",
     "Efficiency",
+    "EfficiencyKind",
     "Model",
     "Precision",
     "Roofline",
@@ -111,11 +115,22 @@ class Model:
     weight_bytes_per_param: float
     kv_bytes_per_value: int
     source: str
+    hidden_size: int | None = None  # not used by the roofline; checked against the heads when given
+    heads: int | None = None  # query heads; a multiple of kv_heads (grouped-query attention)
 
     def __post_init__(self) -> None:
         for field in ("params", "layers", "kv_heads", "head_dim", "vocab_size", "kv_bytes_per_value"):
             _positive(field, getattr(self, field))
         _positive("weight_bytes_per_param", self.weight_bytes_per_param)
+        if self.hidden_size is not None:
+            _positive("hidden_size", self.hidden_size)
+        if self.heads is not None:
+            _positive("heads", self.heads)
+            if self.heads % self.kv_heads:
+                raise ConfigError(
+                    f"'kv_heads' must divide heads ({self.heads}): each KV head serves a group of query heads "
+                    f"(got {self.kv_heads})"
+                )
 
     @property
     def weight_bytes(self) -> int:
@@ -127,25 +142,61 @@ class Model:
         return 2 * self.layers * self.kv_heads * self.head_dim * self.kv_bytes_per_value
 
 
+class EfficiencyKind(StrEnum):
+    """Where an efficiency's numbers come from."""
+
+    CALIBRATED = "calibrated"  # fitted to a published throughput figure of this chip and model (``source``)
+    BORROWED = "borrowed"  # a calibrated setup's efficiency reused for another (``borrowed_from``)
+    FITTED = "fitted"  # fitted to measured points of a profile (``profile``; `jetscale profile`, not built yet)
+    GIVEN = "given"  # set by hand (a replica YAML's ``efficiency``, a test)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Efficiency:
-    """How far below the roofline a serving stack runs, measured against published throughput."""
+    """How far below the roofline a serving stack runs, and where that figure comes from."""
 
     decode: float  # share of the roofline a decode step reaches (0, 1]
     prefill: float  # share of peak FLOP/s a prefill reaches (0, 1]
     decode_overhead_s: float  # fixed cost per decode step (dispatch, sampling, host work)
     prefill_overhead_s: float  # fixed cost per prefill call
     source: str
+    kind: EfficiencyKind = EfficiencyKind.GIVEN
+    borrowed_from: str | None = None  # BORROWED: the calibrated setup, "<chip family>/<model family>"
+    profile: str | None = None  # FITTED: the profile the points come from (what `jetscale profile` will write)
 
     def __post_init__(self) -> None:
         for field in ("decode", "prefill"):
             value = getattr(self, field)
-            if not 0.0 < value <= 1.0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
                 raise ConfigError(f"'{field}' must be in (0, 1] (got {value!r})")
         for field in ("decode_overhead_s", "prefill_overhead_s"):
             value = getattr(self, field)
-            if not value >= 0.0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0.0:
                 raise ConfigError(f"'{field}' must be >= 0 (got {value!r})")
+        if not isinstance(self.kind, EfficiencyKind):
+            if self.kind not in tuple(EfficiencyKind):
+                choices = ", ".join(k.value for k in EfficiencyKind)
+                raise ConfigError(f"'kind' must be one of {choices} (got {self.kind!r})")
+            object.__setattr__(self, "kind", EfficiencyKind(self.kind))
+        if (self.kind is EfficiencyKind.BORROWED) != (self.borrowed_from is not None):
+            raise ConfigError(
+                f"'borrowed_from' must name the calibrated setup exactly when kind is borrowed "
+                f"(got kind {self.kind.value}, borrowed_from {self.borrowed_from!r})"
+            )
+        if (self.kind is EfficiencyKind.FITTED) != (self.profile is not None):
+            raise ConfigError(
+                f"'profile' must name the profile exactly when kind is fitted "
+                f"(got kind {self.kind.value}, profile {self.profile!r})"
+            )
+
+    @property
+    def provenance(self) -> str:
+        """One line: what kind of figure this is and where it comes from."""
+        if self.kind is EfficiencyKind.BORROWED:
+            return f"borrowed from {self.borrowed_from} ({self.source})"
+        if self.kind is EfficiencyKind.FITTED:
+            return f"fitted to profile {self.profile} ({self.source})"
+        return f"{self.kind.value}: {self.source}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,7 +269,7 @@ def roofline(
 
 
 def _positive(field: str, value: float) -> None:
-    if not value > 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"'{field}' must be > 0 (got {value!r})")
 
 
@@ -303,14 +354,28 @@ ACCELERATORS: dict[str, Accelerator] = {
 
 
 # --- Models --------------------------------------------------------------------------------------------
-# Sizes from the models' Hugging Face config.json files (num_hidden_layers, num_key_value_heads,
-# head_dim or hidden_size / num_attention_heads, vocab_size) and their exact parameter counts.
-def _bf16(name: str, *, params: int, layers: int, kv_heads: int, head_dim: int, vocab_size: int, source: str) -> Model:
+# Sizes from the models' Hugging Face config.json files (num_hidden_layers, hidden_size,
+# num_attention_heads, num_key_value_heads, head_dim or hidden_size / num_attention_heads, vocab_size) and
+# their exact parameter counts.
+def _bf16(
+    name: str,
+    *,
+    params: int,
+    layers: int,
+    hidden_size: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    vocab_size: int,
+    source: str,
+) -> Model:
     return Model(
         name=name,
         family=name,
         params=params,
         layers=layers,
+        hidden_size=hidden_size,
+        heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
         vocab_size=vocab_size,
@@ -328,6 +393,8 @@ def _int8(base: Model) -> Model:
         family=base.family,
         params=base.params,
         layers=base.layers,
+        hidden_size=base.hidden_size,
+        heads=base.heads,
         kv_heads=base.kv_heads,
         head_dim=base.head_dim,
         vocab_size=base.vocab_size,
@@ -343,6 +410,8 @@ _BASE_MODELS = (
         "gemma-7b",
         params=8_537_680_896,
         layers=28,
+        hidden_size=3072,
+        heads=16,
         kv_heads=16,
         head_dim=256,
         vocab_size=256_000,
@@ -352,6 +421,8 @@ _BASE_MODELS = (
         "llama2-7b",
         params=6_738_415_616,
         layers=32,
+        hidden_size=4096,
+        heads=32,
         kv_heads=32,
         head_dim=128,
         vocab_size=32_000,
@@ -361,6 +432,8 @@ _BASE_MODELS = (
         "llama2-13b",
         params=13_015_864_320,
         layers=40,
+        hidden_size=5120,
+        heads=40,
         kv_heads=40,
         head_dim=128,
         vocab_size=32_000,
@@ -370,6 +443,8 @@ _BASE_MODELS = (
         "llama2-70b",
         params=68_976_648_192,
         layers=80,
+        hidden_size=8192,
+        heads=64,
         kv_heads=8,
         head_dim=128,
         vocab_size=32_000,
@@ -379,6 +454,8 @@ _BASE_MODELS = (
         "llama3-8b",
         params=8_030_261_248,
         layers=32,
+        hidden_size=4096,
+        heads=32,
         kv_heads=8,
         head_dim=128,
         vocab_size=128_256,
@@ -388,6 +465,8 @@ _BASE_MODELS = (
         "llama3-70b",
         params=70_553_706_496,
         layers=80,
+        hidden_size=8192,
+        heads=64,
         kv_heads=8,
         head_dim=128,
         vocab_size=128_256,

@@ -6,20 +6,27 @@ value, and a batch whose KV cache cannot fit next to the weights is refused with
 ``init_decode_state``. Presets (``v5e-8/llama2-7b``, ``v6e-8/llama3-8b``, ``h100/llama3-8b``, ...) are
 configs with sourced defaults; ``resolve_preset`` applies overrides on top of one.
 
-The efficiencies of the roofline (``jetscale.engine.accelerator``) are calibrated here, against the
-published JetStream throughput figures (tpu-recipes, jetstream-pytorch); ``benchmarks/calibration.py``
-replays those setups and prints the error of each.
+The replica YAML (docs/replica.md) is ``replica_config_from_mapping``: a preset plus overrides, or every
+field spelled out, where the accelerator and the model are a table name or a mapping of their data
+sheet (``jetscale.engine.datasheet``); ``replica_config_to_mapping`` writes a config back so that it
+reads to an equal one. HBM is preallocated by default, as JetStream's MaxText engine allocates every
+slot's KV cache in ``init_decode_state`` (the HBM gauge stays flat under load).
+
+The efficiencies of the roofline are calibrated in ``jetscale.engine.calibration`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from jetscale.engine.accelerator import (
+    ACCELERATORS,
     GIB,
+    MODELS,
     Accelerator,
     Efficiency,
     Model,
@@ -28,7 +35,19 @@ from jetscale.engine.accelerator import (
     get_model,
     roofline,
 )
+from jetscale.engine.calibration import CALIBRATED_EFFICIENCY, efficiency_for
+from jetscale.engine.datasheet import (
+    accelerator_from_mapping,
+    accelerator_to_mapping,
+    check_fields,
+    efficiency_from_mapping,
+    efficiency_to_mapping,
+    model_from_mapping,
+    model_to_mapping,
+    number,
+)
 from jetscale.errors import ConfigError
+from jetscale.units import parse_duration_s
 
 __all__ = [
     "CALIBRATED_EFFICIENCY",
@@ -41,7 +60,9 @@ __all__ = [
     "estimate_model_load_s",
     "list_presets",
     "modeled_peak",
+    "per_device_batch_size",
     "replica_config_from_mapping",
+    "replica_config_to_mapping",
     "resolve_preset",
 ]
 
@@ -49,52 +70,8 @@ __all__ = [
 class HbmMode(StrEnum):
     """What the HBM gauge counts as used."""
 
-    PAGED = "paged"  # weights + KV of live tokens (grows with load)
+    PAGED = "paged"  # weights + KV of live tokens (grows with load): a server that reports its cache in use
     PREALLOCATED = "preallocated"  # weights + the whole KV cache of every slot (JetStream MaxText: flat)
-
-
-# --- Calibration ---------------------------------------------------------------------------------------
-# decode efficiency: fitted by ``benchmarks/calibration.py --fit`` so that the replay of each published
-# setup matches its output tok/s. prefill efficiency 0.5 and the overheads are estimates (no published
-# prefill timing for these setups); the decode fit absorbs their error.
-_PREFILL_EFFICIENCY = 0.5  # estimate: typical prefill MFU of a dense model on TPU
-_DECODE_OVERHEAD_S = 0.0005  # estimate: host dispatch per generate step
-_PREFILL_OVERHEAD_S = 0.001  # estimate: host tokenization + dispatch per prefill
-
-
-def _calibrated(decode: float, source: str) -> Efficiency:
-    return Efficiency(
-        decode=decode,
-        prefill=_PREFILL_EFFICIENCY,
-        decode_overhead_s=_DECODE_OVERHEAD_S,
-        prefill_overhead_s=_PREFILL_OVERHEAD_S,
-        source=source,
-    )
-
-
-_MAXTEXT_7B = (
-    "tpu-recipes inference/v5e/JetStream-Maxtext/Llama2-7B README: v5e-8, 88 slots, openorca 995 prompts "
-    "at once: 3061.78 output tok/s"
-)
-_PYTORCH = "jetstream-pytorch benchmarks/summary.md (v5e-8, cache 2048, ShareGPT 2000 prompts)"
-
-# (chip family, model family) -> efficiency, each with the published figures it was fitted to.
-CALIBRATED_EFFICIENCY: dict[tuple[str, str], Efficiency] = {
-    # fits 0.261 (MaxText figure) and 0.236 (PyTorch figure) separately; one value is within 6% of both
-    ("tpu-v5e", "llama2-7b"): _calibrated(0.248, f"{_MAXTEXT_7B}; {_PYTORCH}: Llama2-7B batch 96, 3663"),
-    ("tpu-v5e", "llama2-13b"): _calibrated(0.318, f"{_PYTORCH}: Llama2-13B batch 48, 2056"),
-    ("tpu-v5e", "gemma-7b"): _calibrated(0.215, f"{_PYTORCH}: Gemma-7B batch 96, 3236"),
-}
-# Chips and models without a published JetStream figure run at the v5e Llama2-7B efficiency.
-_DEFAULT_EFFICIENCY = dataclasses.replace(
-    CALIBRATED_EFFICIENCY[("tpu-v5e", "llama2-7b")],
-    source="uncalibrated: no published JetStream figure; assumes the v5e Llama2-7B efficiency",
-)
-
-
-def efficiency_for(accelerator: Accelerator, model: Model) -> Efficiency:
-    """The calibrated efficiency for this chip family and model family (int8 shares its bf16 model's)."""
-    return CALIBRATED_EFFICIENCY.get((accelerator.family, model.family), _DEFAULT_EFFICIENCY)
 
 
 # --- The replica config --------------------------------------------------------------------------------
@@ -107,15 +84,30 @@ class ReplicaConfig:
     decode_slots: int  # max_concurrent_decodes = per_device_batch_size x chips in MaxText
     max_prefill_length: int = 1024  # longer prompts keep their last tokens (JetStream pad_tokens)
     max_target_length: int = 2048  # KV cache length per slot: prompt + output
-    prefill_backlog_limit: int = 1024  # submit() refuses beyond this (JetStream itself is unbounded)
+    # submit() refuses beyond this. JetStream itself is unbounded; 1,024 prompts bound the server's memory
+    # (each waits with its text) while staying far above any backlog an HPA targets (3-10 per replica).
+    prefill_backlog_limit: int = 1024
+    # submit() also refuses a request whose expected wait for its prefill (the engine's own estimate,
+    # ``ReplicaEngine.expected_wait_s``) exceeds this many seconds; None: no bound by time, as in JetStream.
+    max_queue_wait_s: float | None = None
     model_load_s: float = 60.0  # from start() until the replica is ready
-    hbm_mode: HbmMode = HbmMode.PAGED
+    hbm_mode: HbmMode = HbmMode.PREALLOCATED  # MaxText allocates every slot's cache at start
     runtime_reserve_bytes: int | None = None  # None: the accelerator's reserve per chip x chips
     interleaved: bool = True  # prefill and decode share the chips (the only mode modeled)
     efficiency: Efficiency | None = None  # None: the calibrated one (``efficiency_for``)
     name: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.accelerator, Accelerator):
+            raise ConfigError(
+                f"'accelerator' must be an accelerator name or a mapping of its data sheet (got {self.accelerator!r})"
+            )
+        if not isinstance(self.model, Model):
+            raise ConfigError(f"'model' must be a model name or a mapping of its architecture (got {self.model!r})")
+        if self.efficiency is not None and not isinstance(self.efficiency, Efficiency):
+            raise ConfigError(f"'efficiency' must be a mapping of efficiency fields (got {self.efficiency!r})")
+        if not isinstance(self.name, str):
+            raise ConfigError(f"'name' must be a string (got {self.name!r})")
         for field in ("decode_slots", "max_prefill_length", "prefill_backlog_limit"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -127,10 +119,17 @@ class ReplicaConfig:
                 f"'max_target_length' must be > max_prefill_length ({self.max_prefill_length}) "
                 f"(got {self.max_target_length})"
             )
-        if not self.model_load_s >= 0.0:
+        if self.max_queue_wait_s is not None and not (
+            isinstance(self.max_queue_wait_s, int | float) and self.max_queue_wait_s > 0.0
+            and math.isfinite(self.max_queue_wait_s)
+        ):
+            raise ConfigError(f"'max_queue_wait_s' must be a number of seconds > 0 (got {self.max_queue_wait_s!r})")
+        load_s = self.model_load_s
+        if isinstance(load_s, bool) or not isinstance(load_s, int | float) or not 0.0 <= load_s < math.inf:
             raise ConfigError(f"'model_load_s' must be >= 0 (got {self.model_load_s!r})")
-        if self.runtime_reserve_bytes is not None and self.runtime_reserve_bytes < 0:
-            raise ConfigError(f"'runtime_reserve_bytes' must be >= 0 (got {self.runtime_reserve_bytes})")
+        reserve = self.runtime_reserve_bytes
+        if reserve is not None and (isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0):
+            raise ConfigError(f"'runtime_reserve_bytes' must be >= 0 (got {self.runtime_reserve_bytes!r})")
         if not isinstance(self.hbm_mode, HbmMode):
             if self.hbm_mode not in tuple(HbmMode):
                 raise ConfigError(f"'hbm_mode' must be one of paged, preallocated (got {self.hbm_mode!r})")
@@ -199,6 +198,9 @@ class Preset:
     max_prefill_length: int
     max_target_length: int
     source: str
+    # Every preset is a JetStream MaxText setup (GPU ones too: MaxText runs there), and MaxText allocates
+    # the decode state, every slot's KV cache at max_target_length, once in init_decode_state.
+    hbm_mode: HbmMode = HbmMode.PREALLOCATED
 
     def config(self) -> ReplicaConfig:
         accelerator = get_accelerator(self.accelerator)
@@ -210,6 +212,7 @@ class Preset:
             max_prefill_length=self.max_prefill_length,
             max_target_length=self.max_target_length,
             model_load_s=estimate_model_load_s(model),
+            hbm_mode=self.hbm_mode,
             name=self.name,
         )
 
@@ -267,8 +270,9 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-_ENUM_FIELDS: dict[str, type[StrEnum]] = {"hbm_mode": HbmMode}
 _FIELDS = tuple(f.name for f in dataclasses.fields(ReplicaConfig))
+# what a replica YAML may hold: the config's fields, ``preset``, and MaxText's per-device batch size
+YAML_FIELDS = ("preset", *(f for f in _FIELDS if f != "interleaved"), "per_device_batch_size", "interleaved")
 
 
 def list_presets() -> list[Preset]:
@@ -279,7 +283,8 @@ def list_presets() -> list[Preset]:
 def resolve_preset(name: str, **overrides: object) -> ReplicaConfig:
     """The config of preset ``name`` with ``overrides`` applied (validated again).
 
-    ``accelerator`` and ``model`` may be given by name, ``hbm_mode`` as a string.
+    Overrides are replica YAML values: ``accelerator`` and ``model`` by name or as a mapping, ``hbm_mode``
+    as a string, ``per_device_batch_size`` in place of ``decode_slots``.
     """
     preset = PRESETS.get(name)
     if preset is None:
@@ -287,52 +292,122 @@ def resolve_preset(name: str, **overrides: object) -> ReplicaConfig:
     base = preset.config()
     if not overrides:
         return base
-    return _with_overrides(base, overrides)
+    coerced = _coerce(dict(overrides), base.accelerator)
+    try:
+        return dataclasses.replace(base, **coerced)  # type: ignore[arg-type]
+    except TypeError as error:  # pragma: no cover - _coerce admits only the config's fields
+        raise ConfigError(f"invalid replica config: {error}") from None
 
 
 def replica_config_from_mapping(data: Mapping[str, object]) -> ReplicaConfig:
-    """A config from a YAML-like mapping: ``preset`` plus overrides, or every field spelled out."""
-    fields = dict(data)
+    """A config from a replica YAML mapping: ``preset`` plus overrides, or every field spelled out."""
+    fields = check_fields(data, "", YAML_FIELDS, what="replica")
     preset = fields.pop("preset", None)
     if preset is not None:
         if not isinstance(preset, str):
             raise ConfigError(f"'preset' must be a string (got {preset!r})")
         return resolve_preset(preset, **fields)
-    for required in ("accelerator", "model", "decode_slots"):
+    for required in ("accelerator", "model"):
         if required not in fields:
             raise ConfigError(f"'{required}' must be given when there is no 'preset' (got {sorted(fields)})")
-    coerced = _coerce(fields)
+    if "decode_slots" not in fields and "per_device_batch_size" not in fields:
+        raise ConfigError(
+            f"'decode_slots' (or per_device_batch_size) must be given when there is no 'preset' (got {sorted(fields)})"
+        )
+    coerced = _coerce(fields, None)
     try:
         return ReplicaConfig(**coerced)  # type: ignore[arg-type]
-    except TypeError as error:
+    except TypeError as error:  # pragma: no cover - _coerce admits only the config's fields
         raise ConfigError(f"invalid replica config: {error}") from None
 
 
-def _with_overrides(base: ReplicaConfig, overrides: Mapping[str, object]) -> ReplicaConfig:
-    coerced = _coerce(dict(overrides))
-    try:
-        return dataclasses.replace(base, **coerced)  # type: ignore[arg-type]
-    except TypeError as error:
-        raise ConfigError(f"invalid replica config: {error}") from None
-
-
-def _coerce(fields: dict[str, object]) -> dict[str, object]:
-    unknown = sorted(set(fields) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"'{unknown[0]}' must be one of the replica fields {', '.join(_FIELDS)} (got {unknown[0]!r})")
+def _coerce(fields: dict[str, object], base_accelerator: Accelerator | None) -> dict[str, object]:
+    """Replica YAML values as config values; ConfigError naming the first bad field."""
+    check_fields(fields, "", YAML_FIELDS[1:], what="replica")
     out = dict(fields)
-    if isinstance(out.get("accelerator"), str):
-        out["accelerator"] = get_accelerator(str(out["accelerator"]))
-    if isinstance(out.get("model"), str):
-        out["model"] = get_model(str(out["model"]))
-    for field, enum in _ENUM_FIELDS.items():
-        value = out.get(field)
-        if isinstance(value, str) and not isinstance(value, enum):
-            try:
-                out[field] = enum(value)
-            except ValueError:
-                choices = ", ".join(m.value for m in enum)
-                raise ConfigError(f"'{field}' must be one of {choices} (got {value!r})") from None
+    accelerator = out.get("accelerator")
+    if isinstance(accelerator, str):
+        out["accelerator"] = get_accelerator(accelerator)
+    elif isinstance(accelerator, Mapping):
+        out["accelerator"] = accelerator_from_mapping(accelerator)
+    model = out.get("model")
+    if isinstance(model, str):
+        out["model"] = get_model(model)
+    elif isinstance(model, Mapping):
+        out["model"] = model_from_mapping(model)
+    if isinstance(out.get("efficiency"), Mapping):
+        out["efficiency"] = efficiency_from_mapping(out["efficiency"])
+    if "per_device_batch_size" in out:
+        given = out.get("accelerator")
+        chosen = given if isinstance(given, Accelerator) else base_accelerator
+        out["decode_slots"] = _slots_of(out.pop("per_device_batch_size"), out.get("decode_slots"), chosen)
+    hbm_mode = out.get("hbm_mode")
+    if isinstance(hbm_mode, str) and not isinstance(hbm_mode, HbmMode):
+        if hbm_mode not in tuple(HbmMode):
+            choices = ", ".join(m.value for m in HbmMode)
+            raise ConfigError(f"'hbm_mode' must be one of {choices} (got {hbm_mode!r})")
+        out["hbm_mode"] = HbmMode(hbm_mode)
+    if isinstance(out.get("model_load_s"), str):
+        try:
+            out["model_load_s"] = parse_duration_s(out["model_load_s"])
+        except ConfigError:
+            raise ConfigError(
+                f"'model_load_s' must be seconds or a duration such as 90s or 2m (got {out['model_load_s']!r})"
+            ) from None
+    if isinstance(out.get("runtime_reserve_bytes"), str):
+        reserve = number(out["runtime_reserve_bytes"], "runtime_reserve_bytes", integer=True, inclusive=True)
+        out["runtime_reserve_bytes"] = int(reserve)
+    return out
+
+
+def _slots_of(per_device: object, decode_slots: object, accelerator: Accelerator | None) -> int:
+    """MaxText's ``max_concurrent_decodes = int(per_device_batch_size x chips)``."""
+    if decode_slots is not None:
+        raise ConfigError(
+            f"'per_device_batch_size' must not be given with decode_slots ({decode_slots!r}): "
+            f"one is the other x chips (got {per_device!r})"
+        )
+    if accelerator is None:
+        raise ConfigError(f"'per_device_batch_size' needs an accelerator to count chips (got {per_device!r})")
+    per_chip = number(per_device, "per_device_batch_size")
+    slots = int(per_chip * accelerator.chips)
+    if slots < 1:
+        raise ConfigError(
+            f"'per_device_batch_size' must give at least one slot on {accelerator.chips} chips (got {per_device!r})"
+        )
+    return slots
+
+
+def per_device_batch_size(config: ReplicaConfig) -> int | float:
+    """``decode_slots / chips``: MaxText's per_device_batch_size (an int when it divides evenly)."""
+    chips = config.accelerator.chips
+    return config.decode_slots // chips if config.decode_slots % chips == 0 else config.decode_slots / chips
+
+
+def replica_config_to_mapping(config: ReplicaConfig) -> dict[str, object]:
+    """The replica YAML mapping of ``config``: ``replica_config_from_mapping`` reads it to an equal config.
+
+    Table chips and models are written by name, others as their data-sheet mappings; defaults that
+    JetStream shares (interleaved) and unset optional fields are left out.
+    """
+    accelerator = config.accelerator
+    model = config.model
+    out: dict[str, object] = {}
+    if config.name:
+        out["name"] = config.name
+    out["accelerator"] = (
+        accelerator.name if ACCELERATORS.get(accelerator.name) == accelerator else accelerator_to_mapping(accelerator)
+    )
+    out["model"] = model.name if MODELS.get(model.name) == model else model_to_mapping(model)
+    for field in _FIELDS:
+        if field in ("name", "accelerator", "model", "interleaved", "efficiency"):
+            continue
+        value = getattr(config, field)
+        if value is None:
+            continue
+        out[field] = value.value if isinstance(value, HbmMode) else value
+    if config.efficiency is not None:
+        out["efficiency"] = efficiency_to_mapping(config.efficiency)
     return out
 
 

@@ -149,12 +149,15 @@ def replica_option(preset: str, replica_file: Path | None) -> ReplicaConfig:
     except OSError as exc:
         raise ConfigError(f"'--replica' must be a readable file (got {str(replica_file)!r}: {exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"'--replica' {replica_file}: not YAML ({exc})") from None
+        raise ConfigError(f"'--replica' {replica_file}: not YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(doc, dict):
         raise ConfigError(
             f"'--replica' {replica_file} must hold a mapping of replica fields (got {type(doc).__name__})"
         )
-    config = replica_config_from_mapping(doc)
+    try:
+        config = replica_config_from_mapping(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"'--replica' {replica_file}: {exc}") from None
     return config if config.name else replace(config, name=replica_file.stem)
 
 
