@@ -1,7 +1,11 @@
 """``jetscale hpa``: read, explain and run the autoscaling/v2 algorithm on a manifest.
 
 The helpers here (``read_manifest``, ``load_hpa_file``, ``spec_table``) are the file-reading edge of
-``jetscale.hpa.spec`` and are shared by every ``hpa`` sub-command.
+``jetscale.hpa.spec`` and are shared by every ``hpa`` sub-command and by ``simulate``, ``tune`` and ``up``.
+
+``load_hpa_file`` also refuses a target of 90 on a fraction metric (``FRACTION_METRICS``: JetStream's
+slot use and the HBM ratio are 0..1, so 90 means "never scale"), naming the unit. ``explain`` and
+``decide`` take ``--json`` (one document on stdout, nothing else).
 """
 
 from __future__ import annotations
@@ -11,15 +15,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from jetscale.cli.output import make_console, print_json
 from jetscale.errors import ConfigError
 from jetscale.hpa.describe import Origin, describe_spec
 from jetscale.hpa.spec import load_manifest, parse_hpa
 from jetscale.hpa.types import ControllerConfig, HPASpec
+from jetscale.units import format_milli
 
-__all__ = ["app", "load_hpa_file", "read_manifest", "spec_table"]
+__all__ = ["FRACTION_METRICS", "app", "check_fraction_targets", "load_hpa_file", "read_manifest", "spec_table"]
+
+# Metrics whose values are fractions 0..1, whatever their names say; what 1 means.
+FRACTION_METRICS = {
+    "jetstream_slots_used_percentage": "1 = every decode slot busy",
+    "memory_used_percentage": "1 = all HBM in use",
+    "accelerator_memory_used_ratio": "1 = all HBM in use",
+}
 
 app = typer.Typer(help="The Kubernetes HPA (autoscaling/v2) algorithm on your manifest.", no_args_is_help=True)
 
@@ -33,6 +45,7 @@ _ORIGIN_STYLE = {
 ManifestArg = Annotated[
     Path, typer.Argument(metavar="HPA.yaml", help="An autoscaling/v2 HorizontalPodAutoscaler manifest.")
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")]
 ScaleToZeroOpt = Annotated[
     bool,
     typer.Option("--scale-to-zero", help="Enable the HPAScaleToZero feature gate (allows minReplicas: 0)."),
@@ -51,8 +64,23 @@ def read_manifest(path: Path) -> Mapping[str, object]:
 
 
 def load_hpa_file(path: Path, *, scale_to_zero: bool = False) -> HPASpec:
-    """The validated spec of the manifest at ``path``; ``ManifestError`` lists every invalid field."""
-    return parse_hpa(read_manifest(path), origin=str(path), scale_to_zero=scale_to_zero)
+    """The validated spec of the manifest at ``path``; ``ManifestError`` lists every invalid field, and a
+    fraction metric with a target above 1 is a ``ConfigError`` (``check_fraction_targets``)."""
+    spec = parse_hpa(read_manifest(path), origin=str(path), scale_to_zero=scale_to_zero)
+    check_fraction_targets(spec, origin=str(path))
+    return spec
+
+
+def check_fraction_targets(spec: HPASpec, *, origin: str) -> None:
+    """Refuse a target above 1 on a metric of ``FRACTION_METRICS`` (95 where 0.95 was meant)."""
+    for i, metric in enumerate(spec.metrics):
+        meaning = FRACTION_METRICS.get(metric.name)
+        target = metric.target.average_value_milli or metric.target.value_milli
+        if meaning is not None and target is not None and target > 1000:
+            raise ConfigError(
+                f"{origin}: 'spec.metrics[{i}]' target of {metric.name} must be a fraction in 0..1 ({meaning}), "
+                f"such as 900m or 0.9, not a percentage (got {format_milli(target)})"
+            )
 
 
 def spec_table(spec: HPASpec, manifest: Mapping[str, object], config: ControllerConfig | None = None) -> Table:
@@ -69,11 +97,27 @@ def spec_table(spec: HPASpec, manifest: Mapping[str, object], config: Controller
 
 
 @app.command()
-def explain(manifest: ManifestArg, scale_to_zero: ScaleToZeroOpt = False) -> None:
+def explain(manifest: ManifestArg, scale_to_zero: ScaleToZeroOpt = False, json_out: JsonOpt = False) -> None:
     """Print the effective spec of HPA.yaml: every value, defaults filled in, and where each came from."""
     document = read_manifest(manifest)
     spec = parse_hpa(document, origin=str(manifest), scale_to_zero=scale_to_zero)
-    console = Console(highlight=False)
+    if json_out:
+        ref = spec.scale_target_ref
+        print_json(
+            {
+                "command": "hpa explain",
+                "manifest": str(manifest),
+                "namespace": spec.namespace,
+                "name": spec.name,
+                "scale_target_ref": {"kind": ref.kind, "name": ref.name},
+                "legacy_behavior": spec.behavior is None,
+                "fields": [
+                    {"field": r.field, "value": r.value, "from": r.origin.value} for r in describe_spec(spec, document)
+                ],
+            }
+        )
+        return
+    console = make_console()
     console.print(spec_table(spec, document))
     if spec.behavior is None:
         console.print(
@@ -103,14 +147,21 @@ def decide(
         float, typer.Option("--now", help="The time of this sync, in seconds on the history's clock.")
     ] = 0.0,
     scale_to_zero: ScaleToZeroOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
-    """One reconcile of HPA.yaml on the given metric values: the decision, its reason and the arithmetic."""
+    """One reconcile of HPA.yaml on the given metric values: the decision, its reason and the arithmetic.
+
+    ``--save-history`` is written before anything is printed, so ``... --save-history F | head`` keeps F.
+    """
     from jetscale.cli import hpa_decide
 
     spec = load_hpa_file(manifest, scale_to_zero=scale_to_zero)
     decision, state = hpa_decide.decide(
         spec, current=current, metric_flags=metric, request_flags=request or [], history=history, now_s=now
     )
-    hpa_decide.render_decision(Console(highlight=False), spec, decision)
     if save is not None:
         hpa_decide.save_history(save, state)
+    if json_out:
+        print_json({**hpa_decide.decision_document(spec, decision), "history_saved": str(save) if save else None})
+        return
+    hpa_decide.render_decision(make_console(), spec, decision)

@@ -4,7 +4,10 @@ The cluster state is what a user can say in flags: ``--current`` replicas, all r
 metric one value per pod (``--metric NAME=4,7,9``; fewer values than pods leaves the rest without
 metrics, as a failed scrape would), or one value for an Object metric, or one per series for an External
 one. ``--history`` reads the controller's history (JSON, times in seconds on the ``--now`` clock) and
-``--save-history`` writes the new one, so decisions can be chained.
+``--save-history`` writes the new one, so decisions can be chained. A metric may be named as the
+manifest names it or in the other spelling (``jetstream_slots_used_percentage`` or GKE's
+``prometheus.googleapis.com|jetstream_slots_used_percentage|gauge``); a fraction metric's values must be
+in 0..1 (``jetscale.cli.hpa.FRACTION_METRICS``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ from jetscale.hpa.types import (
 )
 from jetscale.units import format_milli, quantity_to_milli
 
-__all__ = ["build_observation", "load_history", "parse_metric_flags", "render_decision", "save_history"]
+__all__ = [
+    "build_observation",
+    "decision_document",
+    "load_history",
+    "parse_metric_flags",
+    "render_decision",
+    "save_history",
+]
 
 _POD_START_S = -3600.0  # the pods have been running for an hour: past every readiness and CPU-init window
 
@@ -75,10 +85,24 @@ def build_observation(
     the spec has no value, or a value names no metric of the spec."""
     if current < 0:
         raise ConfigError(f"--current: must be >= 0 (got {current})")
+    from jetscale.cli.hpa import FRACTION_METRICS
+    from jetscale.hpa.spec import resolve_metric_name
+
     known = {m.name for m in spec.metrics} | {m.raw_name for m in spec.metrics if m.raw_name}
-    for name in values:
+    resolved = {resolve_metric_name(name): v for name, v in values.items()}  # either spelling names one metric
+    if len(resolved) < len(values):
+        raise ConfigError(f"--metric: one metric given in both spellings (got {', '.join(values)})")
+    values = resolved
+    for name, numbers in values.items():
         if name not in known:
             raise ConfigError(f"--metric: {name!r} is not a metric of {spec.name} (its metrics: {sorted(known)})")
+        meaning = FRACTION_METRICS.get(name)
+        if meaning is not None and any(not 0 <= v <= 1000 for v in numbers):
+            bad = next(v for v in numbers if not 0 <= v <= 1000)
+            raise ConfigError(
+                f"'--metric {name}' must be a fraction in 0..1 ({meaning}), such as 0.95, "
+                f"not a percentage (got {format_milli(bad)})"
+            )
     names = [f"pod-{i}" for i in range(current)]
     container = Container(name="server", requests_milli=dict(requests))
     pods = tuple(
@@ -209,3 +233,37 @@ def decide(
     observation = build_observation(spec, current, parse_metric_flags(metric_flags), parse_requests(request_flags))
     state = load_history(history) if history is not None else ControllerState()
     return reconcile(spec, state, observation, now_s)
+
+
+def decision_document(spec: HPASpec, decision: Decision) -> dict[str, object]:
+    """The decision as ``hpa decide --json`` prints it (stable keys; quantities as kubectl writes them)."""
+    metrics: list[dict[str, object]] = []
+    for metric, result in zip(spec.metrics, decision.proposals, strict=False):
+        if isinstance(result, MetricFailure):
+            metrics.append({"metric": metric.name, "failure": result.reason, "message": result.message})
+        else:
+            metrics.append(
+                {
+                    "metric": result.metric_name,
+                    "replicas": result.replicas,
+                    "usage": format_milli(result.usage_milli) if result.usage_milli is not None else None,
+                    "utilization_percent": result.utilization,
+                    "usage_ratio": result.usage_ratio,
+                }
+            )
+    return {
+        "command": "hpa decide",
+        "namespace": spec.namespace,
+        "name": spec.name,
+        "current_replicas": decision.current_replicas,
+        "desired_replicas": decision.desired_replicas,
+        "rescale": decision.rescale,
+        "reason": decision.reason,
+        "metrics": metrics,
+        "conditions": [
+            {"type": c.type, "status": str(c.status), "reason": c.reason, "message": c.message}
+            for c in decision.conditions
+        ],
+        "explanation": list(decision.explanation),
+        "error": decision.error,
+    }
