@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -286,7 +286,7 @@ def _interrupted(
     prices: PriceTable,
     console: Console,
     json_out: bool,
-) -> None:
+) -> NoReturn:
     """Ctrl-C: summarize the runs finished and the one under way (to where it stopped) into
     ``OUT/partial.json``, say what was done, exit 130. A second Ctrl-C exits at once."""
     from jetscale.cli.interrupt import EXIT_INTERRUPTED, second_interrupt_exits, write_partial

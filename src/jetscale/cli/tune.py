@@ -1,15 +1,19 @@
 """``jetscale tune``: find the HPA thresholds for a workload and SLO in the simulator (``jetscale.tune``).
 
 Writes the recommended manifest (plain and GKE spellings) and an HTML report; exit status 0 when the
-recommendation meets the SLO attainment, 1 when no configuration does (the best reachable point is
-written and named), 2 for bad flags. See docs/tune.md.
+recommendation meets the SLO attainment (the share of minutes that meet the SLO), 1 when no
+configuration does (the best reachable point is written and named), 2 for bad flags, 130 when stopped by
+Ctrl-C (every candidate scored so far goes to ``OUT/partial.json``, marked ``"partial": true``; a second
+Ctrl-C exits at once). ``--json`` prints ``tune.json`` (and the files written) on stdout, nothing else.
+See docs/tune.md.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 if TYPE_CHECKING:
     from jetscale.sim.cost import PriceTable
     from jetscale.sim.scenario import OpenTraffic, TraceTraffic
+    from jetscale.tune.evaluate import CandidateScore
     from jetscale.tune.tuner import TuneConfig
 
 __all__ = ["register"]
@@ -49,6 +54,7 @@ def _traffic(
     duration: str | None,
     max_requests: str | None,
     seed: int,
+    time_unit: str = "auto",
 ) -> tuple[OpenTraffic | TraceTraffic, float]:
     from jetscale.errors import ConfigError
     from jetscale.sim import options
@@ -76,6 +82,7 @@ def _traffic(
         duration=duration,
         max_requests=max_requests,
         seed=seed,
+        time_unit=time_unit,
     )
     assert not isinstance(traffic, ClosedTraffic)
     return traffic, duration_s
@@ -118,6 +125,9 @@ def tune_command(
     ] = None,
     trace: Annotated[str | None, typer.Option("--trace", metavar="FILE", help="Replay a JSONL/CSV trace.")] = None,
     trace_speed: Annotated[str | None, typer.Option("--trace-speed", metavar="X")] = None,
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="The trace's numeric times: auto (epoch ms detected), s or ms.")
+    ] = "auto",
     load_run: Annotated[
         str | None,
         typer.Option("--load-run", metavar="PATH", help="Replay a jetscale load run (its requests.csv or folder)."),
@@ -129,7 +139,10 @@ def tune_command(
         "ttft_p95=2s,e2e_p99=30s"
     ),
     attainment: Annotated[
-        str, typer.Option("--attainment", metavar="X", help="Share of minutes that must meet the SLO.")
+        str,
+        typer.Option(
+            "--attainment", metavar="X", help="Share of minutes that must meet the SLO, a fraction (0.99, not 99)."
+        ),
     ] = "0.99",
     signals: Annotated[str, typer.Option("--signals", help="backlog,slots,hbm or all.")] = "all",
     min_replicas: Annotated[str, typer.Option("--min-replicas", metavar="N")] = "1",
@@ -161,6 +174,9 @@ def tune_command(
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where the manifests and report go.")] = Path(
         "tune-report"
     ),
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print tune.json and the files written on stdout, nothing else.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Tune the HPA's signal, target and behavior for a workload and SLO; write the manifest and a report."""
@@ -183,6 +199,7 @@ def tune_command(
         duration=duration,
         max_requests=max_requests,
         seed=seed,
+        time_unit=time_unit,
     )
     parse_router(router)
     setup = Setup(
@@ -215,30 +232,44 @@ def tune_command(
         from jetscale.tune.verify import check_available
 
         check_available(config)
-    _run(config, out=out, prices=options.read_prices(prices), verify=verify, quiet=quiet)
+    _run(config, out=out, prices=options.read_prices(prices), verify=verify, quiet=quiet, json_out=json_out)
 
 
-def _run(config: TuneConfig, *, out: Path, prices: PriceTable, verify: bool, quiet: bool) -> None:
+def _run(
+    config: TuneConfig, *, out: Path, prices: PriceTable, verify: bool, quiet: bool, json_out: bool = False
+) -> None:
+    from jetscale.cli.output import make_console, print_json
     from jetscale.tune.report import money, write_outputs
     from jetscale.tune.tuner import tune
 
-    console = Console(highlight=False)
+    console = make_console(stderr=json_out)
+    err = make_console(stderr=True)  # progress: the bar on a terminal, else one line per stage
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=err,
         disable=quiet,
         transient=True,
     )
-    with progress:
-        task = progress.add_task("tune", total=1)
+    scored: list[CandidateScore] = []
+    where: dict[str, str | int] = {"stage": "start", "done": 0}
+    try:
+        with progress:
+            task = progress.add_task("tune", total=1)
 
-        def update(stage: str, done: int, total: int) -> None:
-            progress.update(task, description=stage[:70], completed=done, total=max(total, 1))
+            def update(stage: str, done: int, total: int) -> None:
+                changed = stage != where["stage"]
+                where["stage"], where["done"] = stage, done
+                progress.update(task, description=stage[:70], completed=done, total=max(total, 1))
+                if changed and not quiet and not err.is_terminal:
+                    err.print(f"jetscale tune: {stage} ({done}/{total} simulations) ...", markup=False)
 
-        result = tune(config, progress=update)
+            result = tune(config, progress=update, scored=scored)
+    except KeyboardInterrupt:
+        stage, done = str(where["stage"]), int(where["done"])
+        _interrupted(config, scored, stage, done, out=out, console=console, json_out=json_out)
     files = write_outputs(result, out, prices=prices)
     w = result.winner
     for line in result.warnings:
@@ -247,11 +278,23 @@ def _run(config: TuneConfig, *, out: Path, prices: PriceTable, verify: bool, qui
         from jetscale.tune.verify import verify_winner
 
         console.print("verify: replaying the recommendation on the local fleet and in the simulator ...")
-        fleet_console = Console(highlight=False, quiet=quiet)  # the fleet's own lines, one per HPA sync
+        fleet_console = make_console(stderr=json_out, quiet=quiet)  # the fleet's own lines, one per HPA sync
         agreement = verify_winner(result, out / "verify", console=fleet_console, hpa_path=files.hpa)
         console.print(agreement.describe(), soft_wrap=True)
-    head = f"{w.candidate.label}: {money(result, w.cost, prices)}, attainment {w.attainment:.3f}"
-    console.print(f"manifest: {files.hpa} (GKE: {files.hpa_gke}); report: {files.report}")
+    if json_out:
+        import json
+
+        document = json.loads((out / "tune.json").read_text(encoding="utf-8"))
+        files_doc = {"hpa": files.hpa, "hpa_gke": files.hpa_gke, "report": files.report, "replica": files.replica,
+                     "bundle": files.bundle}  # fmt: skip
+        print_json({"command": "tune", "partial": False, **document, "files": files_doc})
+    head = f"{w.candidate.label}: {money(result, w.cost, prices)}, attainment {w.attainment:.3f} of minutes"
+    console.print(f"manifest: {files.hpa} (GKE: {files.hpa_gke}); report: {files.report}", soft_wrap=True)
+    console.print(
+        f"bundle: {files.bundle} = the HPA + the replica shape it was tuned at ({files.replica}); deploy both with "
+        f"`jetscale k8s render --bundle {out} --config DEPLOY.yaml`",
+        soft_wrap=True,
+    )
     if result.met:
         console.print(f"recommended {head}")
         return
@@ -261,6 +304,51 @@ def _run(config: TuneConfig, *, out: Path, prices: PriceTable, verify: bool, qui
         soft_wrap=True,
     )
     raise typer.Exit(1)
+
+
+def _interrupted(
+    config: TuneConfig,
+    scored: Sequence[CandidateScore],
+    stage: str,
+    simulations: int,
+    *,
+    out: Path,
+    console: Console,
+    json_out: bool,
+) -> NoReturn:
+    """Ctrl-C: every candidate scored so far into ``OUT/partial.json``, the best of them named, exit 130."""
+    from jetscale.cli.interrupt import EXIT_INTERRUPTED, second_interrupt_exits, write_partial
+    from jetscale.tune.evaluate import rank_key
+    from jetscale.tune.report import candidate_row
+
+    with second_interrupt_exits():
+        best = min(scored, key=rank_key) if scored else None
+        document = {
+            "command": "tune",
+            "stage": stage,
+            "simulations": simulations,
+            "required_attainment": config.attainment,
+            "best_so_far": candidate_row(best) if best is not None else None,
+            "note": "scores of the search may be on compressed traffic (see 'compression'); none is confirmed",
+            "candidates": [candidate_row(s) for s in scored],
+        }
+        path = write_partial(out, document)
+        if json_out:
+            from jetscale.cli.output import print_json
+
+            print_json({"partial": True, **document})
+        best_text = (
+            f"; best so far {best.candidate.label} (attainment {best.attainment:.3f}, {best.cost:,.1f} replica-h, "
+            f"{'meets' if best.feasible else 'misses'} {config.attainment:g}; not confirmed)"
+            if best is not None
+            else ""
+        )
+        console.print(
+            f"interrupted during {stage}: {simulations} simulations, {len(scored)} candidates scored{best_text}; "
+            f"partial results in {path}",
+            soft_wrap=True,
+        )
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,11 +15,13 @@ workers receive the shared ``Setup`` (the traffic may be a large trace) once, wh
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import multiprocessing
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -310,14 +312,16 @@ class PoolEvaluator(Evaluator):
 
     def run(self, specs: Sequence[RunSpec], done: Done | None = None) -> list[RunScore]:
         pool = self._executor()
-        futures = [pool.submit(_run_in_worker, spec) for spec in specs]
+        with _ctrl_c_after():
+            futures = [pool.submit(_run_in_worker, spec) for spec in specs]
         if done is not None:
             for future in futures:
                 future.add_done_callback(lambda f: done(f.result()) if f.exception() is None else None)
         return [f.result() for f in futures]
 
     def start_oracle(self, request: OracleRequest) -> None:
-        self._oracle_future = self._executor().submit(_oracle_in_worker, request)
+        with _ctrl_c_after():
+            self._oracle_future = self._executor().submit(_oracle_in_worker, request)
 
     def oracle(self) -> OracleSchedule | None:
         return self._oracle_future.result() if self._oracle_future is not None else None
@@ -332,6 +336,23 @@ class PoolEvaluator(Evaluator):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+@contextlib.contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block is done: the pool starts workers as runs are submitted, and one
+    cut off while it is being started dies with a traceback. The signal is raised again right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
 
 
 def make_evaluator(setup: Setup, jobs: int) -> Evaluator:

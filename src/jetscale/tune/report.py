@@ -26,7 +26,7 @@ from jetscale.tune.evaluate import CandidateScore
 from jetscale.tune.pareto import pareto_front, plot_front
 from jetscale.tune.tuner import TuneResult
 
-__all__ = ["TuneFiles", "explain", "money", "write_outputs"]
+__all__ = ["TuneFiles", "candidate_row", "explain", "money", "write_outputs"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +116,8 @@ def _scored(result: TuneResult) -> dict[Candidate, CandidateScore]:
     return {s.candidate: s for s in result.scores}
 
 
-def _row(s: CandidateScore) -> dict[str, object]:
+def candidate_row(s: CandidateScore) -> dict[str, object]:
+    """One candidate as candidates.csv and tune.json write it."""
     c = s.candidate
     return {
         "signal": c.signal.value,
@@ -197,8 +198,8 @@ def write_outputs(result: TuneResult, out_dir: Path, *, prices: PriceTable) -> T
         ),
         encoding="utf-8",
     )
-    rows = [_row(s) for s in result.scores]
-    finalists = [_row(s) for s in result.finalists]
+    rows = [candidate_row(s) for s in result.scores]
+    finalists = [candidate_row(s) for s in result.finalists]
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -208,9 +209,10 @@ def write_outputs(result: TuneResult, out_dir: Path, *, prices: PriceTable) -> T
     why = explain(result, prices)
     doc = {
         "met": result.met,
-        "winner": _row(w),
-        "gke_sample": _row(result.gke),
+        "winner": candidate_row(w),
+        "gke_sample": candidate_row(result.gke),
         "oracle_replica_hours": result.oracle.replica_hours if result.oracle is not None else None,
+        "oracle_feasible": result.oracle.feasible if result.oracle is not None else None,
         "batch": {
             "per_device": result.batch.per_device,
             "decode_slots": result.batch.decode_slots,
@@ -241,13 +243,13 @@ def write_outputs(result: TuneResult, out_dir: Path, *, prices: PriceTable) -> T
             chosen=chosen,
             confirmed=[s for s in confirmed if s.candidate.signal is signal],
         )
-        front = [_row(s) for s in pareto_front(mine)]
+        front = [candidate_row(s) for s in pareto_front(mine)]
         fronts.append(f"<h3>{signal.value}</h3>{_png(png)}<p>Pareto front:</p>{_table(front)}")
     timeline = w.runs[0].timeline
     winner_link = ""
     if timeline is not None:
         timeline.title = f"recommended: {w.candidate.label} (seed 0, full traffic)"
-        write_report(timeline, out_dir / "winner", summary=_row(w))
+        write_report(timeline, out_dir / "winner", summary=candidate_row(w))
         winner_link = '<p><a href="winner/report.html">the recommended HPA on the full traffic: timeline</a></p>'
     replicas_png = _replicas_plot(result, out_dir / "replicas.png")
     warnings = "".join(f"<li>{html.escape(x)}</li>" for x in result.warnings) or "<li>none</li>"
