@@ -3,7 +3,13 @@
 The flags are taken as typed and validated by ``jetscale.load.config.parse_options``, so that every bad
 value is one line naming the flag (exit status 2). The run itself happens in a separate generator
 process (``jetscale.load.runner``, locust under gevent); this command prints the summary and writes the
-reports. See docs/load.md.
+reports.
+
+Figures are wall-clock. Against a server whose time is compressed (``serve --speed 10``), pass
+``--server-speed 10``: the summary then also gives them in the server's model time, labelled as such.
+Ctrl-C stops the run: the reports cover the requests sent so far, ``OUT/partial.json`` says so
+(``"partial": true``) and the exit status is 130; a second Ctrl-C exits at once. ``--json`` prints one
+JSON document on stdout and nothing else. See docs/load.md.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 __all__ = ["register"]
 
@@ -50,6 +55,9 @@ def load_command(
     trace_speed: Annotated[
         str | None, typer.Option("--trace-speed", metavar="X", help="Replay X times faster.")
     ] = None,
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="The trace's numeric times: auto (epoch ms detected), s or ms.")
+    ] = "auto",
     workload: Annotated[
         str,
         typer.Option(
@@ -84,29 +92,98 @@ def load_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress.")] = False,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Write report.html with plots.")] = True,
+    server_speed: Annotated[
+        float,
+        typer.Option(
+            "--server-speed",
+            metavar="X",
+            help="The server's time compression (serve/up --speed X): also report figures in its model time.",
+        ),
+    ] = 1.0,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")] = False,
 ) -> None:
     """Send inference load to a JetStream (HTTP or gRPC) or OpenAI-compatible server and report on it.
 
     Example: jetscale load --target http://127.0.0.1:9000 --rate 20 --shape diurnal --duration 300 --out DIR
     """
+    import json
+    import math
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from jetscale.cli.interrupt import EXIT_INTERRUPTED, write_partial
+    from jetscale.cli.output import make_console, print_json
+    from jetscale.errors import ConfigError
     from jetscale.load.config import parse_options
     from jetscale.load.launch import run_load
     from jetscale.load.report import render_summary
+    from jetscale.load.stats import in_model_time
+    from jetscale.report.jsondoc import dumps
 
     config = parse_options(
         target=target, api=api, out_dir=out, rate=rate, shape=shape, users=users, think_time=think_time,
-        think=think, ramp_up=ramp_up, trace=trace, trace_speed=trace_speed, workload=workload, duration=duration,
-        max_requests=max_requests, slo=slo, seed=seed, interval=interval, timeout=timeout, drain=drain,
-        max_in_flight=max_in_flight, model=model, stream=stream, ignore_eos=ignore_eos,
-        allow_remote=allow_remote, quiet=quiet, html=html,
+        think=think, ramp_up=ramp_up, trace=trace, trace_speed=trace_speed, time_unit=time_unit, workload=workload,
+        duration=duration, max_requests=max_requests, slo=slo, seed=seed, interval=interval, timeout=timeout,
+        drain=drain, max_in_flight=max_in_flight, model=model, stream=stream, ignore_eos=ignore_eos,
+        allow_remote=allow_remote, quiet=quiet or json_out, html=html,
     )  # fmt: skip
+    if not (math.isfinite(server_speed) and server_speed > 0):  # before the run, not after it
+        raise ConfigError(f"'--server-speed' must be > 0 (got {server_speed:g})")
     result = run_load(config)
-    console = Console(highlight=False)
+    model_s = in_model_time(result.summary, server_speed) if server_speed != 1 else None
+    time_base = {"figures": "wall clock", "server_speed": server_speed, "model_time": model_s}
+    summary_path = Path(result.out_dir) / "summary.json"
+    saved = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary_path.write_text(dumps({**saved, "time_base": time_base}), encoding="utf-8")
+    console = make_console(stderr=json_out)
     console.print(render_summary(config, result.summary, result.info))
+    if model_s is not None:
+        console.print(
+            f"model time (server at --speed {server_speed:g}; the figures above are wall clock): "
+            f"{model_s['request_rps']:.2f} req/s, {model_s['output_tps']:.0f} output tok/s, "
+            f"TTFT p50/p95/p99 {_ms(model_s['ttft_p50_s'])}/{_ms(model_s['ttft_p95_s'])}/{_ms(model_s['ttft_p99_s'])}, "
+            f"E2E p50/p95/p99 {_ms(model_s['e2e_p50_s'])}/{_ms(model_s['e2e_p95_s'])}/{_ms(model_s['e2e_p99_s'])}, "
+            f"{model_s['elapsed_s']:.0f} model s",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            "figures are wall clock; against a server run with --speed X, pass --server-speed X for its model time"
+        )
     console.print(
         f"reports in {result.out_dir}/ (summary.json, requests.csv, timeseries.csv"
         f"{', report.html' if config.html else ''})"
     )
+    partial = None
+    if result.interrupted:
+        s = result.summary
+        partial = write_partial(
+            Path(result.out_dir),
+            {"command": "load", "ended": "interrupted", "elapsed_s": s.elapsed_s, "sent": s.sent, "ok": s.ok,
+             "failed": s.failed, "unfinished": s.unfinished, "reports": str(result.out_dir)},
+        )  # fmt: skip
+        console.print(
+            f"interrupted after {s.elapsed_s:.1f} s: {s.sent} requests sent ({s.ok} ok); the reports cover them; "
+            f"partial results in {partial}",
+            soft_wrap=True,
+        )
+    if json_out:
+        print_json(
+            {
+                "command": "load",
+                "partial": result.interrupted,
+                "out_dir": str(result.out_dir),
+                "run": result.info,
+                "summary": {**asdict(result.summary), "slos_met": result.summary.slos_met},
+                "time_base": time_base,
+            }
+        )
+    if partial is not None:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _ms(seconds: float) -> str:
+    return f"{1000 * seconds:.0f}ms" if seconds == seconds else "-"
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,11 @@
    because locust patches its process with gevent; its output (live progress) goes to our terminal;
 3. read the raw records it wrote and write the summary, CSVs and report (``jetscale.load.report``).
 
+Ctrl-C: the generator runs in its own session, so the signal reaches this process only; the first is
+passed on (the generator stops sending, waits for nothing, writes what it has, and ``run.json`` says
+``"ended": "interrupted"``); the reports are then written as usual from the partial records. A second
+Ctrl-C kills the generator and exits at once (status 130).
+
 This process never imports locust or gevent.
 """
 
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +85,11 @@ class LoadResult:
     out_dir: Path
     info: dict[str, object]
 
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C: the summary covers the requests sent until then."""
+        return self.info.get("ended") == "interrupted"
+
 
 def analyse(config: LoadConfig, out: Path) -> tuple[Summary, Records, dict[str, object]]:
     """The summary of a finished run from the raw files its generator wrote in ``out``."""
@@ -100,16 +112,29 @@ def analyse(config: LoadConfig, out: Path) -> tuple[Summary, Records, dict[str, 
     return summary, records, info
 
 
+EXIT_INTERRUPTED = 130
+
+
 def _generator(config_path: Path) -> int:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-m", "jetscale.load.runner", str(config_path)], env=env)
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the generator got the same signal; it stops and writes what it has
-            continue
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jetscale.load.runner", str(config_path)], env=env, start_new_session=True
+    )
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)  # it stops sending and writes what it has
+
+    def now(signum: int, frame: object) -> None:  # a second Ctrl-C: stop everything at once
+        proc.kill()
+        os.write(2, b"\njetscale load: interrupted again: exiting now\n")
+        os._exit(EXIT_INTERRUPTED)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, now)  # until run_load returns (it restores the handler)
+    return proc.wait()
 
 
 def run_load(config: LoadConfig) -> LoadResult:
@@ -131,13 +156,19 @@ def run_load(config: LoadConfig) -> LoadResult:
         (out / stale).unlink(missing_ok=True)
     config_path = out / "config.json"
     config_path.write_text(config.to_json())
-    status = _generator(config_path)
-    error_path = out / ERROR_FILE
-    if error_path.exists():
-        error = json.loads(error_path.read_text())
-        raise (ConfigError if error.get("kind") == "config" else ServingError)(str(error.get("message")))
-    if status != 0:
-        raise ServingError(f"the load generator exited with status {status}")
-    summary, records, info = analyse(config, out)
-    write_outputs(config, summary, records, info, out)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        status = _generator(config_path)
+        error_path = out / ERROR_FILE
+        if error_path.exists():
+            error = json.loads(error_path.read_text())
+            raise (ConfigError if error.get("kind") == "config" else ServingError)(str(error.get("message")))
+        if status != 0:
+            raise ServingError(f"the load generator exited with status {status}")
+        summary, records, info = analyse(config, out)
+        write_outputs(config, summary, records, info, out)
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return LoadResult(summary=summary, out_dir=out, info=info)

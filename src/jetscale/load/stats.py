@@ -14,6 +14,10 @@ Definitions (all client-side, measured from the moment the request was written):
   at most ``LATE_SHARE`` of requests (or one request, in a short run) were sent more than ``LATE_S``
   late and none was left unsent.
 
+- Time base: every figure is on the wall clock of this process. Against a server whose time is
+  compressed (``jetscale serve --speed 10``, ``jetscale up --speed 10``) ``in_model_time`` restates the
+  headline figures on the server's clock: durations x speed, rates / speed (client overhead is scaled too).
+
 Latency percentiles per interval group requests by the time they ended; sends by the time they were sent.
 Percentiles use numpy's default (linear interpolation). Pure: records in, frozen dataclasses out.
 """
@@ -370,3 +374,22 @@ def summarize(
         interval_s=interval_s,
         intervals=tuple(intervals),
     )
+
+
+def in_model_time(summary: Summary, server_speed: float) -> dict[str, float]:
+    """The headline figures of ``summary`` on the clock of a server running ``server_speed`` times faster
+    than the wall (its model time): seconds multiplied by the speed, per-second rates divided by it."""
+    if not (math.isfinite(server_speed) and server_speed > 0):
+        raise ConfigError(f"'--server-speed' must be > 0 (got {server_speed})")
+    k = server_speed
+    figures = {
+        "server_speed": k,
+        "elapsed_s": summary.elapsed_s * k,
+        "request_rps": summary.request_rps / k,
+        "input_tps": summary.input_tps / k,
+        "output_tps": summary.output_tps / k,
+    }
+    for name, d in (("ttft", summary.ttft), ("tpot", summary.tpot), ("e2e", summary.e2e)):
+        for p, value in (("p50", d.p50_s), ("p95", d.p95_s), ("p99", d.p99_s)):
+            figures[f"{name}_{p}_s"] = value * k
+    return figures
