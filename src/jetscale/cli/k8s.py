@@ -33,6 +33,7 @@ k8s_app = typer.Typer(
     help="Kubernetes manifests, dashboards and apply for an autoscaled JetStream.", no_args_is_help=True
 )
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,18 +57,47 @@ def _inputs(hpa: Path, config: Path | None) -> tuple[HPASpec, DeployConfig | Non
 @k8s_app.command("render")
 def render_command(
     target: Annotated[str, typer.Option("--target", help="gke, kubernetes or keda")],
-    hpa: Annotated[Path, typer.Option("--hpa", help="The autoscaling/v2 HPA manifest.")],
     config: Annotated[Path, typer.Option("--config", help="The deploy config (image, TPU, ports, GKE...).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the files to.")],
+    hpa: Annotated[Path | None, typer.Option("--hpa", help="The autoscaling/v2 HPA manifest.")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="A jetscale tune output (DIR): its HPA, at the replica shape it was tuned at."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Render even when the deploy config contradicts the bundle (warns).")
+    ] = False,
     kubernetes_version: Annotated[
         str | None, typer.Option("--kubernetes-version", help="Schemas to validate against (default: config's).")
     ] = None,
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Check schemas (and promtool).")] = True,
 ) -> None:
-    """Render Deployment, Service, metrics pipeline and HPA (or ScaledObject) for a cluster."""
+    """Render Deployment, Service, metrics pipeline and HPA (or ScaledObject) for a cluster.
+
+    With a tune bundle (``--bundle DIR``, or ``--hpa`` naming a bundle's HPA) the server's arguments are
+    checked against the replica shape the HPA was tuned at and completed with it (``jetscale.k8s.tuned``).
+    """
+    from jetscale.tune.bundle import hpa_and_bundle
+
     chosen = parse_target(target)
-    spec, deploy = _inputs(hpa, config)
+    hpa_path, tuned = hpa_and_bundle(hpa, bundle)
+    spec, deploy = _inputs(hpa_path, config)
     assert deploy is not None
+    if tuned is not None:
+        from jetscale.k8s.tuned import deploy_with_shape
+
+        deploy, conflicts = deploy_with_shape(
+            tuned.shape, deploy, origin=str(config), bundle=str(tuned.manifest.parent), force=force
+        )
+        for conflict in conflicts:
+            err_console.print(f"[bold red]WARNING (--force):[/] {conflict.describe()}", soft_wrap=True)
+        if conflicts:
+            err_console.print(
+                f"[bold red]WARNING:[/] the HPA of {tuned.manifest.parent} was tuned at {tuned.shape.describe()}; "
+                "rendered as the deploy config says, the promised cost and SLO do not hold",
+                soft_wrap=True,
+            )
+        console.print(f"tuned shape from {tuned.replica_file}: {tuned.shape.describe()}", soft_wrap=True)
     files = render(chosen, spec, deploy)
     if validate:
         from jetscale.k8s.validate import find_promtool, validate_rendering

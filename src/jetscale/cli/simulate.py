@@ -47,9 +47,14 @@ def simulate_command(
     ] = None,
     hpa: Annotated[list[Path] | None, typer.Option("--hpa", help="An autoscaling/v2 HPA manifest.")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Run every manifest given on the same requests.")] = False,
-    preset: Annotated[str, typer.Option("--preset", help="Replica preset (see `jetscale presets`).")] = (
-        "v5e-8/llama2-7b"
-    ),
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Replica preset (see `jetscale presets`; default v5e-8/llama2-7b, or the shape a tune bundle's "
+            "HPA was tuned at).",
+        ),
+    ] = None,
     replica: Annotated[
         Path | None, typer.Option("--replica", help="Replica YAML: preset plus overrides, or every field.")
     ] = None,
@@ -118,7 +123,7 @@ def simulate_command(
         raise ConfigError("give a manifest: '--hpa FILE', or '--compare A.yaml B.yaml ...' (got none)")
     if len(paths) > 1 and not compare:
         raise ConfigError(f"'--compare' is needed to run several manifests (got {len(paths)})")
-    specs = [load_hpa_file(p, scale_to_zero=scale_to_zero) for p in paths]
+    specs = [load_hpa_file(options.manifest_path(p), scale_to_zero=scale_to_zero) for p in paths]
     traffic, duration_s = options.build_traffic(
         rate=rate, shape=shape, users=users, think_time=think_time, think=think, ramp_up=ramp_up, trace=trace,
         trace_speed=trace_speed, workload=workload, duration=duration, max_requests=max_requests, seed=seed,
@@ -129,7 +134,7 @@ def simulate_command(
     names = _unique([p.stem for p in paths])
     scenarios = [
         Scenario(
-            replica=options.replica_option(preset, replica),
+            replica=options.replica_option(preset, replica, hpa=path),
             traffic=traffic,
             duration_s=duration_s,
             hpa=spec,
@@ -145,7 +150,7 @@ def simulate_command(
             records=records,
             name=name,
         )
-        for spec, name in zip(specs, names, strict=True)
+        for spec, name, path in zip(specs, names, paths, strict=True)
     ]
     _run(
         scenarios,

@@ -24,16 +24,19 @@ from jetscale.sim.scenario import ClosedTraffic, OpenTraffic, TraceTraffic, Traf
 from jetscale.units import parse_duration_s
 
 __all__ = [
+    "DEFAULT_PRESET",
     "DEFAULT_PRICES_FILE",
     "build_traffic",
     "controller_config",
     "duration_option",
+    "manifest_path",
     "positive_int",
     "read_lines",
     "read_prices",
     "replica_option",
 ]
 
+DEFAULT_PRESET = "v5e-8/llama2-7b"
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[3] / "examples" / "prices.yaml"
 
 
@@ -138,10 +141,36 @@ def build_traffic(
     return OpenTraffic(shape=rate_shape, workload=parsed, seed=seed, max_requests=n_max), duration_s
 
 
-def replica_option(preset: str, replica_file: Path | None) -> ReplicaConfig:
-    """``--replica FILE`` (a YAML mapping: ``preset`` plus overrides, or every field) else ``--preset``."""
+def manifest_path(path: Path) -> Path:
+    """The HPA manifest of ``--hpa PATH``: the file, or the ``hpa.yaml`` of a tune bundle directory."""
+    if path.is_dir():
+        from jetscale.tune.bundle import load_bundle
+
+        return load_bundle(path).hpa
+    return path
+
+
+def replica_option(preset: str | None, replica_file: Path | None, *, hpa: Path | None = None) -> ReplicaConfig:
+    """``--replica FILE`` (a YAML mapping: ``preset`` plus overrides, or every field); else, when the HPA
+    ``hpa`` belongs to a tune bundle, the replica shape it was tuned at; else ``--preset`` (default
+    ``DEFAULT_PRESET``). A ``--preset`` whose shape contradicts the bundle's is refused, naming both."""
     if replica_file is None:
-        return resolve_preset(preset)
+        from jetscale.tune.bundle import find_bundle
+
+        bundle = find_bundle(hpa) if hpa is not None else None
+        if bundle is None:
+            return resolve_preset(preset or DEFAULT_PRESET)
+        if preset is not None:
+            from jetscale.k8s.tuned import replica_shape
+
+            chosen = replica_shape(resolve_preset(preset))
+            if chosen != replica_shape(bundle.replica):
+                raise ConfigError(
+                    f"'--preset' {preset} ({chosen.describe()}) contradicts the bundle {bundle.manifest}, tuned at "
+                    f"{bundle.shape.describe()}: leave --preset out to replay the tuned shape, or give "
+                    "--replica FILE to replay the HPA at another one"
+                )
+        return bundle.replica
     import yaml
 
     try:

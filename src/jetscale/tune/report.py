@@ -1,11 +1,13 @@
-"""What ``jetscale tune`` writes: the recommended HPA (plain and GKE spellings), why it won, the Pareto
-front of each signal, the winner's timeline, and every candidate tried.
+"""What ``jetscale tune`` writes: the recommended HPA (plain and GKE spellings), the replica shape it was
+tuned at, why it won, the Pareto front of each signal, the winner's timeline, and every candidate tried.
 
 ``OUT/``: ``hpa.yaml`` and ``hpa-gke.yaml`` (the winner; ``kubectl apply``-able, read back by
-``parse_hpa``), ``report.html`` (recommendation, reasons, warnings, finalists, fronts, replicas over time,
-both manifests), ``pareto-<signal>.png``, ``replicas.png`` (the winner, GKE's sample and the oracle over
-the full traffic), ``candidates.csv`` and ``tune.json`` (every candidate), and ``winner/`` (the shared
-timeline report of the winner's first seed: ``jetscale.report.timeline``).
+``parse_hpa``), ``replica.yaml`` (the replica shape it was tuned at) and ``bundle.yaml`` (the two as
+one deployable bundle: ``jetscale.tune.bundle``), ``report.html`` (recommendation, reasons, warnings,
+finalists, fronts, replicas over time, both manifests and the shape), ``pareto-<signal>.png``,
+``replicas.png`` (the winner, GKE's sample and the oracle over the full traffic), ``candidates.csv``
+and ``tune.json`` (every candidate), and ``winner/`` (the shared timeline report of the winner's first
+seed: ``jetscale.report.timeline``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from jetscale.report.timeline import write_report
 from jetscale.sim.cost import PriceTable, cost_of
+from jetscale.tune.bundle import write_bundle
 from jetscale.tune.candidates import DEFAULT_BEHAVIOR, Candidate, Signal, manifest_yaml
 from jetscale.tune.evaluate import CandidateScore
 from jetscale.tune.pareto import pareto_front, plot_front
@@ -34,6 +37,8 @@ class TuneFiles:
     report: Path
     hpa: Path
     hpa_gke: Path
+    replica: Path  # the shape the HPA was tuned at
+    bundle: Path  # hpa.yaml + replica.yaml as one deployable bundle
 
 
 def money(result: TuneResult, replica_hours: float, prices: PriceTable) -> str:
@@ -198,6 +203,9 @@ def write_outputs(result: TuneResult, out_dir: Path, *, prices: PriceTable) -> T
         ),
         encoding="utf-8",
     )
+    replica_path, bundle_path = write_bundle(
+        out_dir, result.replica, hpa=hpa_path, hpa_gke=gke_path, tuned=_tuned(result)
+    )
     rows = [candidate_row(s) for s in result.scores]
     finalists = [candidate_row(s) for s in result.finalists]
     buffer = io.StringIO()
@@ -267,9 +275,24 @@ SLO {html.escape(", ".join(s.label for s in cfg.setup.slos))}, required attainme
 <h2>Cost against attainment, per signal (search)</h2>{"".join(fronts)}
 <h2>Manifests</h2><p>hpa.yaml</p><pre>{html.escape(hpa_path.read_text())}</pre>
 <p>hpa-gke.yaml</p><pre>{html.escape(gke_path.read_text())}</pre>
+<p>replica.yaml (deploy the HPA at this shape; bundle.yaml names both)</p>
+<pre>{html.escape(replica_path.read_text())}</pre>
 <h2>Every candidate</h2>{_table(rows)}
 </body></html>
 """
     report = out_dir / "report.html"
     report.write_text(page, encoding="utf-8")
-    return TuneFiles(report=report, hpa=hpa_path, hpa_gke=gke_path)
+    return TuneFiles(report=report, hpa=hpa_path, hpa_gke=gke_path, replica=replica_path, bundle=bundle_path)
+
+
+def _tuned(result: TuneResult) -> dict[str, object]:
+    """What bundle.yaml records of the result (for people; the files are the recommendation)."""
+    w = result.winner
+    return {
+        "hpa": w.candidate.label,
+        "met": result.met,
+        "slo": [s.label for s in result.config.setup.slos],
+        "attainment_required": result.config.attainment,
+        "attainment": round(w.attainment, 5),
+        "replica_hours": round(w.cost, 3),
+    }
