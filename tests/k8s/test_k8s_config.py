@@ -49,7 +49,9 @@ BAD = [
         {**MINIMAL, "ports": {"http": 0}}, "'ports.http' must be an integer in [1, 65535] (got 0)", id="port-0"
     ),
     pytest.param(
-        {**MINIMAL, "ports": {"http": 9100}}, "'ports' must be three different ports (got [9100, 9000, 9100])", id="dup"
+        {**MINIMAL, "ports": {"http": 9000}},
+        "'ports' must be different ports, metrics may be the http port (got [9000, 9000, 9100])",
+        id="dup",
     ),
     pytest.param({**MINIMAL, "health_path": "v1/health"}, "'health_path' must be an absolute URL path", id="rel-path"),
     pytest.param(

@@ -19,8 +19,9 @@ import typer
 import yaml
 from rich.console import Console
 
+from jetscale.cli.output import make_console, print_json
 from jetscale.errors import ConfigError, ServingError
-from jetscale.hpa.spec import parse_hpa
+from jetscale.hpa.spec import load_manifest, parse_hpa
 from jetscale.hpa.types import HPASpec
 from jetscale.k8s.bundle import placement
 from jetscale.k8s.config import DeployConfig, parse_deploy_config
@@ -32,7 +33,7 @@ __all__ = ["Applier", "apply_documents", "k8s_app", "load_manifests", "register"
 k8s_app = typer.Typer(
     help="Kubernetes manifests, dashboards and apply for an autoscaled JetStream.", no_args_is_help=True
 )
-console = Console(highlight=False)
+console = make_console()  # full width in pipes; quiet under --json (the document is stdout's only text)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -49,9 +50,24 @@ def _read(path: Path, flag: str) -> str:
 
 
 def _inputs(hpa: Path, config: Path | None) -> tuple[HPASpec, DeployConfig | None]:
-    spec = parse_hpa(_read(hpa, "--hpa"), origin=str(hpa))
+    text = _read(hpa, "--hpa")
+    spec = parse_hpa(text, origin=str(hpa))
     deploy = parse_deploy_config(_read(config, "--config"), origin=str(config)) if config is not None else None
+    if deploy is not None:
+        _same_namespace(load_manifest(text, origin=str(hpa)), deploy, hpa=hpa, config=config)
     return spec, deploy
+
+
+def _same_namespace(manifest: Mapping[str, Any], deploy: DeployConfig, *, hpa: Path, config: Path | None) -> None:
+    """An HPA that names its namespace keeps it: a deploy config naming another one is refused, never
+    silently preferred (an HPA without ``metadata.namespace`` takes the config's)."""
+    meta = manifest.get("metadata")
+    given = meta.get("namespace") if isinstance(meta, Mapping) else None
+    if given is not None and deploy.namespace is not None and given != deploy.namespace:
+        raise ConfigError(
+            f"'namespace' of {config} ({deploy.namespace!r}) contradicts the HPA's metadata.namespace in {hpa} "
+            f"({given!r}): make them agree, or drop one of them"
+        )
 
 
 @k8s_app.command("render")
@@ -71,6 +87,7 @@ def render_command(
         str | None, typer.Option("--kubernetes-version", help="Schemas to validate against (default: config's).")
     ] = None,
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Check schemas (and promtool).")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="List the files written as JSON on stdout, only.")] = False,
 ) -> None:
     """Render Deployment, Service, metrics pipeline and HPA (or ScaledObject) for a cluster.
 
@@ -79,6 +96,7 @@ def render_command(
     """
     from jetscale.tune.bundle import hpa_and_bundle
 
+    console.quiet = json_out
     chosen = parse_target(target)
     hpa_path, tuned = hpa_and_bundle(hpa, bundle)
     spec, deploy = _inputs(hpa_path, config)
@@ -99,6 +117,7 @@ def render_command(
             )
         console.print(f"tuned shape from {tuned.replica_file}: {tuned.shape.describe()}", soft_wrap=True)
     files = render(chosen, spec, deploy)
+    checked: dict[str, object] | None = None
     if validate:
         from jetscale.k8s.validate import find_promtool, validate_rendering
 
@@ -108,6 +127,9 @@ def render_command(
             promtool = None
         version = kubernetes_version or deploy.kubernetes_version
         report = validate_rendering(files, kubernetes_version=version, promtool=promtool)
+        checked = {"kubernetes_version": report.kubernetes_version, "kubernetes_objects": report.kubernetes_objects,
+                   "custom_resources": report.custom_resources,
+                   "promtool_checks": report.promtool_checks if promtool else None}  # fmt: skip
         console.print(
             f"validated {report.kubernetes_objects} objects against Kubernetes {report.kubernetes_version} schemas, "
             f"{report.custom_resources} custom resources against their CRD schemas"
@@ -118,6 +140,23 @@ def render_command(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(file.text, encoding="utf-8")
         console.print(f"wrote {path}")
+    if json_out:
+        print_json(
+            {
+                "command": "k8s render",
+                "target": chosen.value,
+                "namespace": placement(spec, deploy).namespace,
+                "validated": checked,
+                "files": [{"path": str(out / f.path), "kind": f.kind.value,
+                           "objects": [f"{d.get('kind')}/{_name(d)}" for d in f.documents if "kind" in d]}
+                          for f in files],
+            }
+        )  # fmt: skip
+
+
+def _name(doc: Mapping[str, Any]) -> str:
+    meta = doc.get("metadata")
+    return str(meta.get("name")) if isinstance(meta, Mapping) else "?"
 
 
 @k8s_app.command("dashboards")
@@ -125,8 +164,10 @@ def dashboards_command(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the dashboards to.")],
     hpa: Annotated[Path | None, typer.Option("--hpa", help="Draw this HPA's targets and replicas.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Deploy config (for the namespace).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="List the files written as JSON on stdout, only.")] = False,
 ) -> None:
     """Write a Cloud Monitoring and a Grafana dashboard for the JetStream metrics and the HPA."""
+    console.quiet = json_out
     spec: HPASpec | None = None
     namespace: str | None = None
     if hpa is not None:
@@ -142,6 +183,9 @@ def dashboards_command(
         path = out / name
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")
+    if json_out:
+        names = ("cloud-monitoring.json", "grafana.json")
+        print_json({"command": "k8s dashboards", "namespace": namespace, "files": [str(out / n) for n in names]})
 
 
 # ------------------------------------------------------------------------------------------------ apply
@@ -257,8 +301,10 @@ def apply_command(
     kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", help="Default: $KUBECONFIG, ~/.kube/config")] = (
         None
     ),
+    json_out: Annotated[bool, typer.Option("--json", help="One line per object, as JSON on stdout, only.")] = False,
 ) -> None:
     """Server-side apply the rendered manifests (by default as a server-side dry run)."""
+    console.quiet = json_out
     if dry_run not in ("server", "none"):
         raise ConfigError(f"'--dry-run' must be server or none (got {dry_run!r})")
     docs = load_manifests(paths)
@@ -268,6 +314,8 @@ def apply_command(
     lines = apply_documents(docs, applier, dry_run=dry_run == "server")
     for line in lines:
         console.print(line)
+    if json_out:
+        print_json({"command": "k8s apply", "dry_run": dry_run, "objects": lines})
     failed = [line for line in lines if ": rejected:" in line or ": failed:" in line]
     if failed:
         raise ServingError(f"{len(failed)} of {len(lines)} objects were not accepted (see above)")

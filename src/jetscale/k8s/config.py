@@ -57,11 +57,19 @@ _VERSION = re.compile(r"^1\.(\d+)$")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ports:
-    """Container ports: HTTP (JetStream's ``/v1/health`` and ``/v1/generate``), gRPC (0: none), metrics."""
+    """Container ports: HTTP (JetStream's ``/v1/health`` and ``/v1/generate``), gRPC (0: none), metrics.
+
+    ``metrics`` may be the HTTP port, as for ``jetscale serve`` (``/metrics`` next to ``/v1/generate``):
+    the pod then declares one port, ``http``, and it is the one scraped (``metrics_name``)."""
 
     http: int = 8000
     grpc: int = 9000
     metrics: int = 9100
+
+    @property
+    def metrics_name(self) -> str:
+        """The name of the container port Prometheus scrapes."""
+        return "http" if self.metrics == self.http else "metrics"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,9 +231,9 @@ class _Reader:
             grpc=self.integer(raw.get("grpc", 9000), "ports.grpc", 0, 65535),
             metrics=self.integer(raw.get("metrics", 9100), "ports.metrics", 1, 65535),
         )
-        used = [p for p in (ports.http, ports.grpc, ports.metrics) if p]
+        used = [p for p in (ports.http, ports.grpc, ports.metrics if ports.metrics != ports.http else 0) if p]
         if len(set(used)) != len(used):
-            raise ConfigError(f"'ports' must be three different ports (got {used})")
+            raise ConfigError(f"'ports' must be different ports, metrics may be the http port (got {used})")
         return ports
 
     def resources(self, value: object) -> Resources:

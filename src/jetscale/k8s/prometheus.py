@@ -60,7 +60,11 @@ def pod_monitorings(config: DeployConfig, *, name: str, ns: str, tpu_metrics: bo
             "spec": {
                 "selector": {"matchLabels": selector_labels(name)},
                 "endpoints": [
-                    {"port": "metrics", "path": config.metrics_path, "interval": f"{config.scrape_interval_s}s"}
+                    {
+                        "port": config.ports.metrics_name,
+                        "path": config.metrics_path,
+                        "interval": f"{config.scrape_interval_s}s",
+                    }
                 ],
                 "targetLabels": {"metadata": ["pod", "container", "node"]},
             },
@@ -91,7 +95,11 @@ def scrape_config(config: DeployConfig, *, name: str, ns: str) -> Doc:
     interval = f"{config.scrape_interval_s}s"
     relabel: list[Doc] = [
         {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "regex": name, "action": "keep"},
-        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics", "action": "keep"},
+        {
+            "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+            "regex": config.ports.metrics_name,
+            "action": "keep",
+        },
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
         {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},

@@ -108,7 +108,8 @@ def _ports(config: DeployConfig) -> list[Doc]:
     ports: list[Doc] = [{"name": "http", "containerPort": config.ports.http, "protocol": "TCP"}]
     if config.ports.grpc:
         ports.append({"name": "grpc", "containerPort": config.ports.grpc, "protocol": "TCP"})
-    ports.append({"name": "metrics", "containerPort": config.ports.metrics, "protocol": "TCP"})
+    if config.ports.metrics_name == "metrics":  # else /metrics is served on the http port
+        ports.append({"name": "metrics", "containerPort": config.ports.metrics, "protocol": "TCP"})
     return ports
 
 
