@@ -1,6 +1,9 @@
 """The ``jetscale`` command: one Typer app; each area adds its sub-commands from its own module.
 
 Errors that jetscale raises on purpose (``JetscaleError``) print one line and exit with status 2.
+Every command writes through ``jetscale.cli.output`` (tables fitted to a terminal, whole in files and
+pipes; ``--json`` on every command that prints a result) and stops on Ctrl-C as ``jetscale.cli.interrupt``
+says (partial results, status 130).
 """
 
 from __future__ import annotations
@@ -8,8 +11,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
+from jetscale.cli.output import make_console
 from jetscale.errors import JetscaleError
 
 __all__ = ["app", "main"]
@@ -21,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True, highlight=False)
+err_console = make_console(stderr=True)
 
 
 _registered: list[bool] = []

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 __all__ = ["demo", "register"]
 
@@ -26,17 +25,29 @@ def demo(
     ] = False,
     speed: Annotated[float, typer.Option("--speed", help="Time compression (the plan is sized for 10).")] = 10.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of arrivals, sizes and text.")] = 0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="The summary and scaling events as JSON on stdout (the rest on stderr).")
+    ] = False,
 ) -> None:
     """Run the autoscaling demo: a real fleet scales up and down under a load ramp, plateau, spike and fall."""
+    from dataclasses import asdict
+
+    from jetscale.cli.output import make_console, print_json
     from jetscale.fleet.demo import DemoPlan, run_demo, summary_table
 
     plan = DemoPlan(prometheus=prometheus, speed=speed, seed=seed)
-    console = Console(highlight=False)
+    console = make_console(stderr=json_out)
     console.print(
         f"jetscale demo: {plan.preset} (batch {plan.batch_size}) at speed {plan.speed:g}x, HPA {plan.hpa_path.name}, "
         f"{plan.duration_s:g} model s of load ({plan.duration_s / plan.speed:.0f} wall s)"
     )
     result = asyncio.run(run_demo(plan, out, console=console))
+    if json_out:
+        print_json({
+            "command": "demo", "ended": str(result.ended), "report": str(result.report),
+            "summary": result.summary, "failed_requests": result.failed_requests,
+            "scaling_events": [asdict(e) for e in result.timeline.events],
+        })  # fmt: skip
     console.print(summary_table(result))
     console.print(f"report: {result.report}")
     if result.ended != "task":

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from jetscale.report.jsondoc import dumps
 
-__all__ = ["EXIT_INTERRUPTED", "PARTIAL_FILE", "second_interrupt_exits", "write_partial"]
+__all__ = ["EXIT_INTERRUPTED", "PARTIAL_FILE", "exit_now", "second_interrupt_exits", "write_partial"]
 
 EXIT_INTERRUPTED = 130
 PARTIAL_FILE = "partial.json"
 
 
-def _exit_now(signum: int, frame: object) -> None:
+def exit_now(signum: int, frame: object) -> None:
+    """Exit at once, status 130 (a signal handler: no cleanup, no more output)."""
     os.write(2, b"\njetscale: interrupted again: exiting now\n")
     os._exit(EXIT_INTERRUPTED)
 
@@ -34,7 +35,7 @@ def second_interrupt_exits() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, _exit_now)
+    previous = signal.signal(signal.SIGINT, exit_now)
     try:
         yield
     finally:

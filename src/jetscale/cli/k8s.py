@@ -17,7 +17,6 @@ from typing import Annotated, Any, Protocol
 
 import typer
 import yaml
-from rich.console import Console
 
 from jetscale.cli.output import make_console, print_json
 from jetscale.errors import ConfigError, ServingError
@@ -34,7 +33,7 @@ k8s_app = typer.Typer(
     help="Kubernetes manifests, dashboards and apply for an autoscaled JetStream.", no_args_is_help=True
 )
 console = make_console()  # full width in pipes; quiet under --json (the document is stdout's only text)
-err_console = Console(stderr=True, highlight=False)
+err_console = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

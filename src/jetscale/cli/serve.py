@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from jetscale.engine.accelerator import EfficiencyKind
@@ -137,6 +136,7 @@ def presets(
         list[Path] | None,
         typer.Option("--replica", help="Also show this replica YAML's setup (docs/replica.md); repeatable."),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="The setups as one JSON document on stdout, only.")] = False,
 ) -> None:
     """List the replica presets with their modeled peak throughput, HBM use at full batch, and where each
     setup's efficiency comes from (calibrated, borrowed from a calibrated setup, or fitted to a profile)."""
@@ -161,6 +161,7 @@ def presets(
     def on(setup: str) -> str:
         return f"{setup}, calibrated on {calibrated[setup].source}"
 
+    rows: list[dict[str, object]] = []  # --json
     for name, config in setups:
         peak = modeled_peak(config)
         eff = config.resolved_efficiency
@@ -184,7 +185,22 @@ def presets(
             config.hbm_mode.value,
             label,
         )
-    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+        rows.append({
+            "preset": name, "accelerator": config.accelerator.name, "model": config.model.name,
+            "decode_slots": config.decode_slots, "max_prefill_length": config.max_prefill_length,
+            "max_target_length": config.max_target_length, "peak_output_tokens_s": peak.output_tokens_s,
+            "decode_step_s": peak.decode_step_s, "hbm_used_bytes": peak.hbm_used_bytes,
+            "hbm_total_bytes": peak.hbm_total_bytes, "model_load_s": config.model_load_s,
+            "hbm_mode": config.hbm_mode.value, "efficiency": eff.kind.value, "efficiency_note": label,
+        })  # fmt: skip
+    if json_out:
+        from jetscale.cli.output import print_json
+
+        print_json({"command": "presets", "setups": rows, "notes": {str(n): t for t, n in notes.items()}})
+        return
+    from jetscale.cli.output import make_console
+
+    console = make_console()
     console.print(table)
     console.print(
         "efficiency: calibrated = fitted to a published JetStream figure of that chip and model; borrowed = the "

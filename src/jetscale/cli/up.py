@@ -2,19 +2,25 @@
 
 Example: ``jetscale up --hpa examples/hpa/backlog.yaml --preset v5e-8/llama2-7b --speed 10`` then send
 load to the router (``jetscale load --target http://127.0.0.1:8000 ...``). Ctrl-C stops everything: the
-router, then every replica drains and exits; no process is left behind. See docs/fleet.md.
+router, then every replica drains and exits; no process is left behind. What the fleet did (requests,
+scaling events) is printed and written to ``LOG_DIR/partial.json`` (``"partial": true``: the run had no
+planned end). A second Ctrl-C while the replicas drain exits at once (they are killed with it). See
+docs/fleet.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from jetscale.cli.interrupt import exit_now, write_partial
+from jetscale.cli.output import make_console
 from jetscale.errors import ConfigError
 
 __all__ = ["register", "up"]
@@ -89,7 +95,7 @@ def up(
         log_dir=logs,
         ready_timeout_wall_s=60.0 + shape.model_load_s / speed,
     )
-    console = Console(highlight=False)
+    console = make_console()
 
     async def main() -> None:
         fleet = Fleet(config)
@@ -101,12 +107,23 @@ def up(
             async with fleet:
                 console.print(f"router on {fleet.url}: send JetStream (/v1/generate) or OpenAI (/v1/completions) load")
                 ended = await run_fleet(fleet, console=console, stop=stop, duration_wall_s=duration)
+                # a second Ctrl-C while draining: exit now (the replicas die with this process)
+                asyncio.get_running_loop().add_signal_handler(signal.SIGINT, exit_now, signal.SIGINT, None)
                 console.print(f"stopping ({ended}): draining {len(fleet.views())} replica(s)")
         totals = fleet.router.totals()
+        events = fleet.controller.timeline.events
         console.print(
             f"stopped: {totals.arrivals} requests ({totals.ok} ok, {totals.failed} failed, {totals.retries} retried), "
-            f"{len(fleet.controller.timeline.events)} scaling events"
+            f"{len(events)} scaling events"
         )
+        if ended == "signal":
+            path = write_partial(logs, {
+                "command": "up", "ended": "signal", "hpa": str(hpa), "preset": preset, "speed": speed,
+                "requests": {"arrivals": totals.arrivals, "ok": totals.ok, "failed": totals.failed,
+                             "retries": totals.retries},
+                "scaling_events": [asdict(e) for e in events],
+            })  # fmt: skip
+            console.print(f"what the fleet did: {path}")
 
     asyncio.run(main())
 
