@@ -32,10 +32,12 @@ def _jetscale(args: list[str], *, timeout_s: float = 120) -> subprocess.Complete
 def test_piped_output_keeps_full_run_names_and_headers(tmp_path: Path) -> None:
     long = tmp_path / f"{LONG_NAME}.yaml"
     shutil.copy(ROOT / "examples/hpa/backlog.yaml", long)
-    args = ["simulate", "--compare", str(long), str(ROOT / "examples/hpa/slots.yaml"), *SHORT,
-            "--out", str(tmp_path / "out" / "a-folder-with-a-long-name-that-must-not-wrap-in-the-report-line")]  # fmt: skip
+    folder = tmp_path / "out" / "a-folder-with-a-long-name-that-must-not-wrap-in-the-report-line"
+    args = ["simulate", "--compare", str(long), str(ROOT / "examples/hpa/slots.yaml"), *SHORT, "--out", str(folder)]
     # `jetscale simulate ... | cat`: stdout is a pipe to another process
-    producer = subprocess.Popen([*LAUNCH, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=_env())
+    producer = subprocess.Popen(
+        [*LAUNCH, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=_env()
+    )
     assert producer.stdout is not None
     cat = subprocess.run(["cat"], stdin=producer.stdout, capture_output=True, text=True, timeout=120)
     producer.stdout.close()
