@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +54,24 @@ def test_iso_times_ignore_the_numeric_unit() -> None:
 def test_bad_time_units(lines: list[str], unit: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_trace(lines, source="t", time_unit=unit)
+
+
+def test_an_epoch_millisecond_trace_keeps_its_length_in_simulate_and_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jetscale.cli import main
+    from jetscale.load.config import build_plan, parse_options
+
+    trace = tmp_path / "azure-ms.jsonl"
+    times = [EPOCH_MS + 1000 * t for t in range(0, 285, 4)]  # 284 s of traffic, in epoch milliseconds
+    trace.write_text("\n".join(_jsonl(times)) + "\n")
+    hpa = Path(__file__).resolve().parents[2] / "examples" / "hpa" / "backlog.yaml"
+    with pytest.raises(SystemExit):
+        main(["simulate", "--hpa", str(hpa), "--trace", str(trace), "--no-oracle", "--quiet", "--json",
+              "--out", str(tmp_path / "sim")])  # fmt: skip
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert run["duration_s"] == pytest.approx(285.0)  # to the last request and one second more, not 283,689 s
+    assert run["counts"]["arrived"] == len(times)
+    config = parse_options(target="http://127.0.0.1:9", trace=str(trace), time_unit="ms", out_dir=str(tmp_path))
+    plan = build_plan(config, lambda path: Path(path).read_text().splitlines())
+    assert plan.times_s is not None and float(plan.times_s[-1]) == pytest.approx(284.0)
