@@ -13,7 +13,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from jetscale.engine.api import Completion, EngineRequest, EngineSnapshot, FirstToken
+from jetscale.engine.api import Completion, EngineRequest, EngineSnapshot, FirstToken, Refusal, Shed, Stage
 
 
 @dataclass(slots=True)
@@ -54,11 +54,15 @@ class FakeEngine:
         self._busy_at_snapshot = 0.0
         self._t_at_snapshot = 0.0
         self.submitted: list[EngineRequest] = []
+        self.cancelled: list[tuple[int, Stage]] = []
+        self.last_refusal: Refusal | None = None
 
     # ---- Engine protocol ----------------------------------------------------------------------
     def submit(self, request: EngineRequest, now_s: float) -> bool:
         self._run_until(now_s, [], [])
         if len(self._backlog) >= self.backlog_limit:
+            self.last_refusal = Refusal(reason=Shed.BACKLOG_FULL, expected_wait_s=self.expected_wait_s(now_s),
+                                        retry_in_s=max(0.0, (self.next_event_time() or now_s) - now_s))  # fmt: skip
             return False
         live = _Live(request)
         self._by_id[request.request_id] = live
@@ -72,6 +76,32 @@ class FakeEngine:
         done: list[Completion] = []
         self._run_until(now_s, firsts, done)
         return firsts, done
+
+    def cancel(self, request_id: int, now_s: float) -> Stage | None:
+        """Drop a request at once, wherever it is (the real engine waits for the running step)."""
+        self._run_until(now_s, [], [])
+        live = self._by_id.pop(request_id, None)
+        if live is None:
+            return None
+        if live in self._backlog:
+            self._backlog.remove(live)
+            stage = Stage.PREFILL_BACKLOG
+        elif live is self._prefilling:
+            self._prefilling = None
+            self._start_prefill(now_s)
+            stage = Stage.PREFILL
+        elif live in self._waiting:
+            self._waiting.remove(live)
+            stage = Stage.GENERATE_BACKLOG
+        else:
+            del self._decoding[request_id]
+            self._insert(now_s)
+            stage = Stage.DECODE
+        self.cancelled.append((request_id, stage))
+        return stage
+
+    def expected_wait_s(self, now_s: float) -> float:
+        return self.prefill_s * len(self._backlog)
 
     def next_event_time(self) -> float | None:
         times = [live.end_s for live in self._decoding.values()]

@@ -93,7 +93,9 @@ async def test_full_prefill_backlog_refuses_with_a_retry_after(clock: ManualCloc
     async with started(FakeEngine(prefill_s=3.5, decode_slots=1, backlog_limit=2), clock) as runtime:
         results = [runtime.submit(input_tokens=4, output_tokens=2) for _ in range(4)]
         assert [isinstance(r, RequestHandle) for r in results] == [True, True, True, False]
-        assert results[3] == Rejection(state=State.READY, overloaded=True, retry_after_s=4)
+        assert results[3] == Rejection(
+            state=State.READY, overloaded=True, retry_after_s=4, reason="backlog_full", expected_wait_s=7.0
+        )
         snap = runtime.snapshot()
         assert (snap.prefill_backlog, snap.slots_used) == (2, 0)
 

@@ -7,7 +7,8 @@ thing will happen. Every method is O(1) plus O(requests that change stage); no p
 A request's life: ``submit`` puts it in the prefill backlog (or refuses it when the backlog is at its
 bound) -> prefill (its first token is produced when the prefill ends) -> transfer -> generate backlog
 -> insert into a free decode slot -> one generate step per loop for the whole batch -> finished when it
-has produced ``output_tokens`` tokens, which frees its slot for the next prefilled request.
+has produced ``output_tokens`` tokens, which frees its slot for the next prefilled request. A request
+whose client goes away is ``cancel``-led: it leaves its backlog, or its slot at the next step.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-__all__ = ["Completion", "Engine", "EngineRequest", "EngineSnapshot", "FirstToken", "Stage"]
+__all__ = ["Completion", "Engine", "EngineRequest", "EngineSnapshot", "FirstToken", "Refusal", "Shed", "Stage"]
 
 
 class Stage(StrEnum):
@@ -26,6 +27,22 @@ class Stage(StrEnum):
     GENERATE_BACKLOG = "generate_backlog"
     DECODE = "decode"
     DONE = "done"
+
+
+class Shed(StrEnum):
+    """Why ``submit`` refused a request."""
+
+    BACKLOG_FULL = "backlog_full"  # the prefill backlog is at prefill_backlog_limit
+    QUEUE_WAIT = "queue_wait"  # its expected wait for a prefill is over max_queue_wait_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """The engine's last refusal: why, the expected wait it saw, and when a retry would likely be taken."""
+
+    reason: Shed
+    expected_wait_s: float  # engine seconds a request would have waited for its prefill to start
+    retry_in_s: float  # engine seconds until a place frees (backlog full) or the wait falls under the bound
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,8 +112,18 @@ class EngineSnapshot:
 class Engine(Protocol):
     """What the server and the simulator call. Events are returned in time order."""
 
+    last_refusal: Refusal | None  # set each time ``submit`` returns False
+
     def submit(self, request: EngineRequest, now_s: float) -> bool:
-        """Queue ``request`` for prefill; False (nothing changes) when the prefill backlog is full."""
+        """Queue ``request`` for prefill; False (nothing changes; see ``last_refusal``) when it is shed."""
+        ...
+
+    def expected_wait_s(self, now_s: float) -> float:
+        """The engine's estimate of how long a request submitted now would wait for its prefill to start."""
+        ...
+
+    def cancel(self, request_id: int, now_s: float) -> Stage | None:
+        """Drop ``request_id`` (its client went away); the stage it left, or None if unknown or finished."""
         ...
 
     def advance(self, now_s: float) -> tuple[list[FirstToken], list[Completion]]:

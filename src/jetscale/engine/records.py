@@ -28,6 +28,7 @@ class RequestRecord:
 
     __slots__ = (
         "arrival_s",
+        "cancelled",
         "done",
         "first_token_s",
         "input_tokens",
@@ -52,6 +53,7 @@ class RequestRecord:
     insert_step: int  # the global generate step it took its slot at; < 0: not in a slot
     slot: int
     done: bool
+    cancelled: bool  # its client went away: it ends at the next step and hands out no completion
 
 
 _COMPLETION_FIELDS = (

@@ -41,7 +41,7 @@ from enum import Enum
 from heapq import heappop, heappush
 from typing import Any
 
-from jetscale.engine.api import Completion, EngineRequest, EngineSnapshot, FirstToken
+from jetscale.engine.api import Completion, EngineRequest, EngineSnapshot, FirstToken, Refusal, Shed, Stage
 from jetscale.engine.presets import HbmMode, ReplicaConfig
 from jetscale.engine.records import (
     DRAFTS,
@@ -94,6 +94,8 @@ class ReplicaEngine:
         self._max_prefill = config.max_prefill_length
         self._max_target = config.max_target_length
         self._backlog_limit = config.prefill_backlog_limit
+        self._max_wait_s = config.max_queue_wait_s
+        self.last_refusal: Refusal | None = None
         self._slots = config.decode_slots
         self._kv_bytes = config.model.kv_bytes_per_token
         self._fixed_bytes = config.weight_bytes + config.reserve_bytes
@@ -101,6 +103,8 @@ class ReplicaEngine:
 
         self._records: dict[int, RequestRecord] = {}
         self._backlog: deque[RequestRecord] = deque()
+        self._backlog_prefill_s = 0.0  # sum of the backlog's prefill times, and of its output tokens
+        self._backlog_output_tokens = 0
         self._prefilled: deque[RequestRecord] = deque()
         self._prefilled_tokens = 0
         self._free_slots: deque[int] = deque(range(config.decode_slots))
@@ -158,7 +162,9 @@ class ReplicaEngine:
             self._run_until(now)
         backlog = self._backlog
         if len(backlog) >= self._backlog_limit:
-            return False
+            return self._refuse(Shed.BACKLOG_FULL, now)
+        if self._max_wait_s is not None and self._wait_estimate(now) > self._max_wait_s:
+            return self._refuse(Shed.QUEUE_WAIT, now)
         rid = request.request_id
         records = self._records
         if rid in records:
@@ -181,21 +187,16 @@ class ReplicaEngine:
         self._seq = seq + 1
         record.prefill_start_s = record.first_token_s = record.insert_s = -1.0
         record.insert_step = record.slot = -1
-        record.done = False
+        record.done = record.cancelled = False
         backlog.append(record)
+        self._backlog_prefill_s += record.prefill_s
+        self._backlog_output_tokens += n_out
         phase = self._phase
         if phase is _DECODE:
             if not self._cut and len(self._prefilled) < PREFILLED_CAPACITY:
                 # a prefill is wanted while decoding: stop the stretch at the end of the running step
                 self._cut = True
-                seg_t0 = self._seg_t0
-                k, span = self._stretch.first_boundary(now - seg_t0)
-                cut = self._step + k
-                if cut < self._target:
-                    self._target = cut
-                    self._next_t = seg_t0 + span
-                if self._next_t <= now:
-                    self._run_until(now)
+                self._cut_at_next_step(now)
         elif phase is _IDLE:
             self._next_t = now  # the chips are free now: the event loop decides what runs
             self._run_until(now)
@@ -215,13 +216,132 @@ class ReplicaEngine:
             del records[event.request_id]
         return firsts, done
 
+    def cancel(self, request_id: int, now_s: float) -> Stage | None:
+        """The client of ``request_id`` went away: drop it. Returns the stage it was in, or None when it is
+        unknown or already finished (its completion stands).
+
+        From a backlog it leaves at once. A running prefill cannot be stopped (JetStream's chips finish
+        it), so the request is dropped when it ends, without a first token. In a decode slot it stops at
+        the end of the running generate step (at once while a prefill holds the chips) and the slot goes
+        to the next request. A cancelled request hands out no completion, and no first token after this.
+        """
+        now = self._touch(now_s)
+        if self._next_t <= now:
+            self._run_until(now)
+        record = self._records.get(request_id)
+        if record is None or record.done:
+            return None  # unknown, or finished and its completion not handed out yet: it stands
+        del self._records[request_id]
+        record.cancelled = True
+        if record is self._prefilling:
+            return Stage.PREFILL
+        if record.first_token_s < 0:
+            self._backlog.remove(record)
+            self._left_backlog(record)
+            return Stage.PREFILL_BACKLOG
+        if record.insert_step < 0:
+            prefilled = self._prefilled
+            position = prefilled.index(record)
+            del prefilled[position]
+            self._prefilled_tokens -= record.input_tokens
+            if self._phase is _DECODE and self._backlog and not self._cut:
+                self._cut = True  # room for one more prefilled request: prefill at the next step boundary
+                self._cut_at_next_step(now)
+            return Stage.GENERATE_BACKLOG if position < GENERATE_QUEUE_SIZE else Stage.TRANSFER_BACKLOG
+        if self._phase is not _DECODE:  # a prefill holds the chips: no step is running, free the slot now
+            record.done = True  # its entry in the end heap is skipped when popped
+            self._free_slots.append(record.slot)
+            self._active -= 1
+            self._ctx_base -= record.input_tokens - record.insert_step + 1
+            return Stage.DECODE
+        cut = self._cut_at_next_step(now, run=False)
+        if record.insert_step + record.output_tokens - 1 > cut:
+            heappush(self._ends, (cut, record.seq, record))  # its old entry is skipped when popped (done)
+        if self._next_t <= now:
+            self._run_until(now)
+        return Stage.DECODE
+
+    def expected_wait_s(self, now_s: float) -> float:
+        """Engine seconds a request submitted at ``now_s`` would wait for its prefill to start; see
+        ``_wait_estimate``."""
+        now = self._touch(now_s)
+        if self._next_t <= now:
+            self._run_until(now)
+        return self._wait_estimate(now)
+
+    def _wait_estimate(self, now: float) -> float:
+        """The chips' work before a new request's prefill can start, from what the engine knows.
+
+        Interleaved serving runs one thing at a time, so the wait is a sum: what is left of the running
+        prefill (or of the model load), the prefills of the whole backlog, and the decode steps that must
+        run first to free the slots the requests ahead of it need (a prefill may start only while fewer
+        than ``PREFILLED_CAPACITY`` prefilled requests wait). The end steps of the requests in the slots
+        are known exactly; slots beyond them turn over at the backlog's mean output length. Steps are
+        priced at the running batch's current step time, so the figure is exact for the prefills and
+        within the growth of the contexts for the decodes.
+        """
+        wait = self._backlog_prefill_s
+        if self._phase is _PREFILL or self._phase is _LOADING:
+            wait += max(0.0, self._next_t - now)
+        backlog = len(self._backlog)
+        ahead = len(self._prefilled) + (self._prefilling is not None) + backlog
+        need = ahead - len(self._free_slots) - (PREFILLED_CAPACITY - 1)
+        if need <= 0:
+            return wait
+        now_step = self._steps_at(now)
+        live = sorted(end for end, _, record in self._ends if not record.done)
+        if need <= len(live):
+            steps: float = live[need - 1] - now_step
+        else:
+            mean_output = self._backlog_output_tokens / backlog if backlog else self._max_target / 2
+            last = live[-1] - now_step if live else 0
+            steps = last + (need - len(live)) / self._slots * mean_output
+        active = self._active
+        # nothing decoding yet (the model loads): price a full batch at half the cache length
+        context = self._ctx_base + active * now_step if active else self._slots * self._max_target // 2
+        stretch = self._stretch
+        step_s = stretch.g * max(self._alpha + self._beta * context, stretch.gamma) + stretch.o
+        return wait + steps * step_s
+
+    def _refuse(self, reason: Shed, now: float) -> bool:
+        wait = self._wait_estimate(now)
+        if reason is Shed.BACKLOG_FULL:
+            next_event = self.next_event_time()
+            retry = next_event - now if next_event is not None else 0.0
+        else:
+            assert self._max_wait_s is not None
+            retry = wait - self._max_wait_s
+        self.last_refusal = Refusal(reason=reason, expected_wait_s=wait, retry_in_s=max(0.0, retry))
+        return False
+
+    def _left_backlog(self, record: RequestRecord) -> None:
+        if self._backlog:
+            self._backlog_prefill_s -= record.prefill_s
+            self._backlog_output_tokens -= record.output_tokens
+        else:  # start again from zero: no float drift across a long run
+            self._backlog_prefill_s = 0.0
+            self._backlog_output_tokens = 0
+
+    def _cut_at_next_step(self, now: float, *, run: bool = True) -> int:
+        """End the running decode stretch at its first step boundary at or after ``now``; returns that step.
+        ``run``: fire the events that are due now (the cut itself may be)."""
+        seg_t0 = self._seg_t0
+        k, span = self._stretch.first_boundary(now - seg_t0)
+        cut = self._step + k
+        if cut < self._target:
+            self._target = cut
+            self._next_t = seg_t0 + span
+        if run and self._next_t <= now:
+            self._run_until(now)
+        return cut
+
     def next_event_time(self) -> float | None:
         phase = self._phase
         if phase is _IDLE:
             return None
         if phase is _LOADING:
             return self._next_t + self._backlog[0].prefill_s if self._backlog else None
-        if phase is _DECODE and self._ends[0][0] != self._target:
+        if phase is _DECODE and self._ends[0][0] != self._target and self._backlog:
             # the stretch stops early for a prefill; its first token is the next output
             return self._next_t + self._backlog[0].prefill_s
         return self._next_t
@@ -322,10 +442,14 @@ class ReplicaEngine:
                 step = target
                 while ends and ends[0][0] == step:
                     record = heappop(ends)[2]
+                    if record.done:
+                        continue  # the old entry of a request cancelled earlier
                     free.append(record.slot)
                     active -= 1
                     ctx_base -= record.input_tokens - record.insert_step + 1
                     record.done = True
+                    if record.cancelled:
+                        continue
                     if not drafts:
                         completions.append(completion(record, t))
                         continue
@@ -343,21 +467,24 @@ class ReplicaEngine:
             elif phase is _PREFILL:
                 assert prefilling is not None
                 prefilling.first_token_s = t
-                if drafts:
-                    f: Any = FirstTokenDraft()  # records.first_token, inlined
-                    f.request_id = prefilling.request_id
-                    f.time_s = t
-                    f.__class__ = FirstToken
-                    self._first_tokens.append(f)
+                if prefilling.cancelled:
+                    prefilling.done = True  # its client left during the prefill: no token, no slot
                 else:
-                    self._first_tokens.append(first_token(prefilling.request_id, t))
-                if prefilling.output_tokens == 1:
-                    prefilling.insert_s = t
-                    prefilling.done = True
-                    completions.append(completion(prefilling, t))
-                else:
-                    prefilled.append(prefilling)
-                    prefilled_tokens += prefilling.input_tokens
+                    if drafts:
+                        f: Any = FirstTokenDraft()  # records.first_token, inlined
+                        f.request_id = prefilling.request_id
+                        f.time_s = t
+                        f.__class__ = FirstToken
+                        self._first_tokens.append(f)
+                    else:
+                        self._first_tokens.append(first_token(prefilling.request_id, t))
+                    if prefilling.output_tokens == 1:
+                        prefilling.insert_s = t
+                        prefilling.done = True
+                        completions.append(completion(prefilling, t))
+                    else:
+                        prefilled.append(prefilling)
+                        prefilled_tokens += prefilling.input_tokens
                 prefilling = None
             # the chips are free at t
             while prefilled and free:
@@ -371,6 +498,7 @@ class ReplicaEngine:
                 ctx_base += record.input_tokens - step + 1
             if backlog and len(prefilled) < PREFILLED_CAPACITY:
                 prefilling = backlog.popleft()
+                self._left_backlog(prefilling)
                 prefilling.prefill_start_s = t
                 phase = _PREFILL
                 next_t = t + prefilling.prefill_s
@@ -381,6 +509,8 @@ class ReplicaEngine:
                 beta = self._beta
                 p = self._alpha + beta * (ctx_base + active * step)
                 q = beta * active
+                while ends[0][2].done:
+                    heappop(ends)  # old entries of cancelled requests
                 target = ends[0][0]
                 k = target - step
                 if p >= stretch.gamma:  # past the compute floor from the first step: restart + span inlined

@@ -20,6 +20,7 @@ live fleet's time and the load generator's on one axis).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -160,9 +161,12 @@ class Router:
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
         app = web.Application(client_max_size=16 << 20)
         app.router.add_route("*", "/{tail:.*}", self._proxy)
+        # handler_cancellation: a client that hangs up cancels its handler, which closes the upstream
+        # connection, which cancels the request in the replica
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=self._shutdown_timeout_s
-        )
+            app, access_log=None, handle_signals=False, shutdown_timeout=self._shutdown_timeout_s,
+            handler_cancellation=True,
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._port, backlog=1024)
         try:
@@ -231,6 +235,9 @@ class Router:
         self._in_flight += 1
         try:
             return await self._forward(request, started)
+        except asyncio.CancelledError:  # the client hung up before the answer began
+            self._finish(499, started, math.nan)
+            raise
         finally:
             self._in_flight -= 1
 

@@ -43,6 +43,8 @@ class ModelServer:
             clock=clock,
             stream_interval_s=config.stream_interval_s,
             on_completion=self._on_completion,
+            on_cancel=lambda stage: self.metrics.cancelled(stage),
+            on_shed=lambda reason: self.metrics.shed(reason),
         )
         self.metrics = ServerMetrics(
             server_id=config.server_id,
@@ -85,7 +87,12 @@ class ModelServer:
 
     async def _start_http(self) -> None:
         cfg = self.config
-        self._runner = web.AppRunner(create_http_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # handler_cancellation: a client that hangs up cancels its handler, whose ``finally`` releases the
+        # request, which cancels it in the engine (the only way a non-streamed request learns of it)
+        self._runner = web.AppRunner(
+            create_http_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0,
+            handler_cancellation=True,
+        )  # fmt: skip
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, cfg.host, cfg.http_port).start()

@@ -17,6 +17,10 @@ Accelerator gauges, per replica (summed over its chips):
   plugin exporter uses, so HPA manifests written for GKE (``prometheus.googleapis.com|memory_used|gauge``)
   work unchanged; ``memory_used_percentage`` is the ratio under the name ai-on-gke's prometheus-adapter
   rule gives it (a fraction 0..1, despite the name).
+
+jetscale's own counters: ``jetscale_requests_cancelled_total{stage}`` (requests whose client went away,
+by the stage they were dropped from: prefill_backlog, prefill, transfer_backlog, generate_backlog,
+decode) and ``jetscale_requests_shed_total{reason}`` (refused: backlog_full, queue_wait, not_ready).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from jetscale.engine.api import Completion, EngineSnapshot
+from jetscale.engine.api import Completion, EngineSnapshot, Stage
 
 __all__ = [
     "INPUT_LENGTH_BUCKETS",
@@ -152,6 +156,14 @@ class ServerMetrics:
             "jetstream_request_success_count", "Number of requests successfully completed", ["id"],
             registry=self.registry,
         ).labels(id=server_id)  # fmt: skip
+        self._cancelled = Counter(
+            "jetscale_requests_cancelled", "Requests dropped because their client went away, by the stage they left",
+            ["id", "stage"], registry=self.registry,
+        )  # fmt: skip
+        self._shed = Counter(
+            "jetscale_requests_shed", "Requests refused with 429/503 (RESOURCE_EXHAUSTED/UNAVAILABLE), by reason",
+            ["id", "reason"], registry=self.registry,
+        )  # fmt: skip
         self.registry.register(
             _SnapshotCollector(
                 server_id=server_id,
@@ -175,6 +187,14 @@ class ServerMetrics:
         self._input.observe(c.input_tokens)
         self._output.observe(c.output_tokens)
         self._success.inc()
+
+    def cancelled(self, stage: Stage) -> None:
+        """One request abandoned by its client, dropped from ``stage``."""
+        self._cancelled.labels(id=self.server_id, stage=str(stage)).inc()
+
+    def shed(self, reason: str) -> None:
+        """One request refused (``backlog_full``, ``queue_wait`` or ``not_ready``)."""
+        self._shed.labels(id=self.server_id, reason=reason).inc()
 
     def exposition(self) -> bytes:
         """The text format, as ``/metrics`` serves it."""

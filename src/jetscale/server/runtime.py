@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from jetscale.engine.api import Completion, Engine, EngineRequest, EngineSnapshot
+from jetscale.engine.api import Completion, Engine, EngineRequest, EngineSnapshot, Stage
 from jetscale.errors import ServingError
 
 __all__ = ["Clock", "Rejection", "RequestHandle", "ServingRuntime", "State", "WallClock"]
@@ -55,11 +55,13 @@ class State(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejection:
-    """Why a request was not admitted: the server state, or ``overloaded`` when the backlog is full."""
+    """Why a request was not admitted: the server state, or ``overloaded`` when the engine shed it."""
 
     state: State
     overloaded: bool
     retry_after_s: int  # wall seconds, >= 1, for Retry-After
+    reason: str = "not_ready"  # or the engine's Shed: backlog_full, queue_wait
+    expected_wait_s: float = 0.0  # wall seconds the request would have waited (when shed by the engine)
 
 
 class RequestHandle:
@@ -91,6 +93,8 @@ class ServingRuntime:
         clock: Clock | None = None,
         stream_interval_s: float = 0.02,
         on_completion: Callable[[Completion], None] | None = None,
+        on_cancel: Callable[[Stage], None] | None = None,
+        on_shed: Callable[[str], None] | None = None,
     ) -> None:
         self._engine = engine
         self._clock: Clock = clock if clock is not None else WallClock()
@@ -98,6 +102,9 @@ class ServingRuntime:
         self._model_load_s = model_load_engine_s
         self._stream_interval_s = stream_interval_s
         self._on_completion = on_completion
+        self._on_cancel = on_cancel
+        self._on_shed = on_shed
+        self.cancelled = 0  # requests whose client went away before they finished
         self._t0: float | None = None
         self._now = 0.0
         self._advanced_to = 0.0
@@ -206,6 +213,7 @@ class ServingRuntime:
         state = self.state
         if state is not State.READY:
             wait_s = self._model_load_s - self._now if state is State.LOADING else 1.0
+            self._shed("not_ready")
             return Rejection(state=state, overloaded=False, retry_after_s=self._retry_after(wait_s))
         now = self._advance()
         request_id = self._next_id
@@ -219,9 +227,14 @@ class ServingRuntime:
             self._fail(exc)
             return Rejection(state=State.FAILED, overloaded=False, retry_after_s=1)
         if not accepted:
-            next_event = self._engine.next_event_time()
-            wait_s = next_event - now if next_event is not None else 0.0
-            return Rejection(state=state, overloaded=True, retry_after_s=self._retry_after(wait_s))
+            refusal = self._engine.last_refusal
+            reason = str(refusal.reason) if refusal is not None else "backlog_full"
+            retry_s = refusal.retry_in_s if refusal is not None else 0.0
+            self._shed(reason)
+            return Rejection(
+                state=state, overloaded=True, retry_after_s=self._retry_after(retry_s), reason=reason,
+                expected_wait_s=(refusal.expected_wait_s if refusal is not None else 0.0) / self._speed,
+            )  # fmt: skip
         handle = RequestHandle(
             request_id=request_id, input_tokens=input_tokens, output_tokens=output_tokens, arrival_s=now
         )
@@ -232,12 +245,33 @@ class ServingRuntime:
         return handle
 
     def release(self, handle: RequestHandle) -> None:
-        """The response for ``handle`` is written (or abandoned); counts towards draining."""
-        if not handle._released:
-            handle._released = True
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+        """The response for ``handle`` is written, or abandoned: every front end calls this when it is done
+        with a request, whatever happened (``finally``). A request that has not finished by then lost its
+        client (a hang-up, a cancelled stream, a failed write, a cancelled handler), so it is cancelled in
+        the engine: it leaves its backlog, or frees its slot at the next step. Counts towards draining."""
+        if handle._released:
+            return
+        handle._released = True
+        if not handle.done.is_set() and self._handles.pop(handle.request_id, None) is not None:
+            handle.done.set()
+            stage = None
+            if self._failure is None:
+                try:
+                    stage = self._engine.cancel(handle.request_id, self.engine_now())
+                except Exception as exc:  # an engine bug: refuse everything rather than hang every client
+                    self._fail(exc)
+            if stage is not None:
+                self.cancelled += 1
+                if self._on_cancel is not None:
+                    self._on_cancel(stage)
+                self._wake.set()  # the driver's next event may have moved
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def _shed(self, reason: str) -> None:
+        if self._on_shed is not None:
+            self._on_shed(reason)
 
     def tokens_generated(self, handle: RequestHandle) -> int:
         """Tokens of ``handle`` produced by the engine's current time (for streaming)."""
