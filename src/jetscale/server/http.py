@@ -10,7 +10,12 @@ JetStream's HTTP server (``jetstream/entrypoints/http/api_server.py``) answers:
   A client that sends ``Accept: application/json`` gets one message with all tokens instead.
 
 Added here: ``GET /healthz/live`` (200 while the process serves), ``GET /healthz/ready`` (200 when ready,
-else 503 with the state), ``GET /metrics`` (Prometheus text format).
+else 503 with the state), ``GET /metrics`` (Prometheus text format), and ``GET /health``, the path vLLM
+and TGI serve and clients such as guidellm check before a run: 200 with an empty body when ready (as vLLM
+answers), else 503 with a JSON error naming the state.
+
+On the same port: GKE's ``jetstream-http`` sidecar API (``POST /generate``, ``GET /healthcheck``; see
+sidecar.py) and OpenAI's (see openai_api.py).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from jetscale.server.openai_api import OpenAIRoutes
 from jetscale.server.proto import jetstream_pb2 as pb
 from jetscale.server.protocol import RequestError, parse_generate
 from jetscale.server.runtime import Rejection, RequestHandle, State
+from jetscale.server.sidecar import SidecarRoutes
 
 if TYPE_CHECKING:
     from jetscale.server.app import ModelServer
@@ -75,6 +81,12 @@ class _JetStreamRoutes:
     async def health(self, _: web.Request) -> web.Response:
         ready = self._runtime.ready
         return web.json_response({"is_live": str(ready)}, status=200 if ready else 503)
+
+    async def vllm_health(self, _: web.Request) -> web.Response:
+        state = self._runtime.state
+        if state is State.READY:
+            return web.Response(status=200)
+        return error_response(503, f"the server is not ready ({state})", kind="unavailable_error")
 
     async def live(self, _: web.Request) -> web.Response:
         state = self._runtime.state
@@ -128,8 +140,10 @@ def create_http_app(server: ModelServer) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=server.config.max_body_bytes)
     jetstream = _JetStreamRoutes(server)
     openai = OpenAIRoutes(server)
+    sidecar = SidecarRoutes(server)
     app.router.add_get("/", jetstream.root)
     app.router.add_get("/v1/health", jetstream.health)
+    app.router.add_get("/health", jetstream.vllm_health)
     app.router.add_get("/healthz/live", jetstream.live)
     app.router.add_get("/healthz/ready", jetstream.ready)
     app.router.add_get("/metrics", jetstream.metrics)
@@ -137,4 +151,6 @@ def create_http_app(server: ModelServer) -> web.Application:
     app.router.add_get("/v1/models", openai.models)
     app.router.add_post("/v1/completions", openai.completions)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
+    app.router.add_post("/generate", sidecar.generate)
+    app.router.add_get("/healthcheck", sidecar.healthcheck)
     return app

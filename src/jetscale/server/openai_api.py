@@ -4,7 +4,11 @@ One model per server (its name is the preset's model); the ``model`` a client se
 it is and the served name is echoed. Every completion runs to ``max_tokens`` (the simulated model never
 stops early), so ``finish_reason`` is ``"length"``. Streams are server-sent events, one chunk per batch of
 new tokens, a final chunk with the finish reason, a usage chunk when ``stream_options.include_usage``, then
-``data: [DONE]``. Usage counts come from the server's tokenizer (see tokenizer.py).
+``data: [DONE]``; with vLLM's ``stream_options.continuous_usage_stats`` every chunk also carries ``usage``
+with the completion tokens sent so far, as vLLM writes it. A vLLM ``request_id`` names the response
+(``cmpl-<request_id>``); otherwise the id is made of the server id and a sequence number. Usage counts
+come from the server's tokenizer (see tokenizer.py); which of vLLM's fields are honoured, ignored or
+refused is listed in protocol.py.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIRoutes"]
 
 
-def _usage(handle: RequestHandle) -> dict[str, int]:
+def _usage(handle: RequestHandle, completion_tokens: int | None = None) -> dict[str, int]:
+    completion = handle.output_tokens if completion_tokens is None else completion_tokens
     return {
         "prompt_tokens": handle.input_tokens,
-        "completion_tokens": handle.output_tokens,
-        "total_tokens": handle.input_tokens + handle.output_tokens,
+        "completion_tokens": completion,
+        "total_tokens": handle.input_tokens + completion,
     }
 
 
@@ -72,7 +77,7 @@ class OpenAIRoutes:
                 }  # fmt: skip
             else:
                 choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}
-            body = self._envelope(handle, chat=chat, chunk=False)
+            body = self._envelope(handle, req, chat=chat, chunk=False)
             body["choices"] = [choice]
             body["usage"] = _usage(handle)
             return web.json_response(body, dumps=dumps)
@@ -81,15 +86,18 @@ class OpenAIRoutes:
         finally:
             self._runtime.release(handle)
 
-    def _envelope(self, handle: RequestHandle, *, chat: bool, chunk: bool) -> dict[str, object]:
+    def _envelope(
+        self, handle: RequestHandle, req: CompletionRequest, *, chat: bool, chunk: bool
+    ) -> dict[str, object]:
         server = self._server
         if chat:
             kind = "chat.completion.chunk" if chunk else "chat.completion"
             prefix = "chatcmpl"
         else:
             kind, prefix = "text_completion", "cmpl"
+        name = req.request_id if req.request_id is not None else f"{server.config.server_id}-{handle.request_id}"
         return {
-            "id": f"{prefix}-{server.config.server_id}-{handle.request_id}",
+            "id": f"{prefix}-{name}",
             "object": kind,
             "created": int(time.time()),
             "model": server.config.model_name,
@@ -102,9 +110,11 @@ class OpenAIRoutes:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                "Cache-Control": "no-cache"})  # fmt: skip
         await response.prepare(request)
-        base = self._envelope(handle, chat=chat, chunk=True)
+        base = self._envelope(handle, req, chat=chat, chunk=True)
 
-        async def send(choices: list[dict[str, object]], **extra: object) -> None:
+        async def send(choices: list[dict[str, object]], sent: int, **extra: object) -> None:
+            if req.continuous_usage:
+                extra.setdefault("usage", _usage(handle, sent))
             await response.write(f"data: {dumps({**base, 'choices': choices, **extra})}\n\n".encode())
 
         def choice(text: str | None, finish: str | None, *, role: bool = False) -> dict[str, object]:
@@ -117,12 +127,12 @@ class OpenAIRoutes:
 
         try:
             if chat:
-                await send([choice("", None, role=True)])
+                await send([choice("", None, role=True)], 0)
             async for start, stop in self._runtime.progress(handle):
-                await send([choice(server.tokenizer.decode(server.output_ids(handle, start, stop)), None)])
-            await send([choice(None if chat else "", "length")])
+                await send([choice(server.tokenizer.decode(server.output_ids(handle, start, stop)), None)], stop)
+            await send([choice(None if chat else "", "length")], handle.output_tokens)
             if req.include_usage:
-                await send([], usage=_usage(handle))
+                await send([], handle.output_tokens, usage=_usage(handle))
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except (ServingError, ConnectionResetError):

@@ -3,9 +3,33 @@
 Each parser takes a decoded JSON body (or the fields of a gRPC ``DecodeRequest``) and returns a small
 frozen request, or raises ``RequestError`` naming the field and the value. Status codes: malformed JSON
 400, a body over the size limit 413, anything else (missing, unknown, wrong type, out of range, prompt
-too long) 422. Sampling parameters the simulated model has no use for (temperature, top_p, stop, ...,
-and vLLM's ``ignore_eos``: the model never stops before ``max_tokens`` anyway) are accepted and
-ignored; parameters that would change the response's shape (n > 1, echo, logprobs) are refused.
+too long) 422. Sampling parameters the simulated model has no use for (temperature, top_p, stop, ...)
+are accepted and ignored; parameters that would change the response's shape (n > 1, echo, logprobs) are
+refused.
+
+vLLM's extensions of the OpenAI API (its ``CompletionRequest`` / ``ChatCompletionRequest`` in
+``vllm/entrypoints/openai/protocol.py``), as clients such as guidellm send them:
+
+* honoured: ``stream_options.continuous_usage_stats`` (usage, with the completion tokens so far, in every
+  chunk; as in vLLM it needs ``include_usage``, which defaults to true when ``continuous_usage_stats`` is
+  given alone); ``request_id`` (the response ``id`` becomes ``cmpl-<request_id>`` /
+  ``chatcmpl-<request_id>``); ``min_tokens`` (an integer in 0..max_tokens; always met, the model runs to
+  ``max_tokens``); ``priority`` (0 only: like vLLM without priority scheduling, anything else is refused);
+* accepted and ignored (they change sampling, templating or caching, not the shape): ``ignore_eos``,
+  ``top_k``, ``min_p``, ``repetition_penalty``, ``length_penalty``, ``use_beam_search``,
+  ``stop_token_ids``, ``include_stop_str_in_output``, ``skip_special_tokens``,
+  ``spaces_between_special_tokens``, ``truncate_prompt_tokens``, ``allowed_token_ids``, ``bad_words``,
+  ``add_special_tokens``, ``guided_*``, ``structured_outputs``, ``response_format``, ``logits_processors``,
+  ``return_tokens_as_token_ids``, ``cache_salt``, ``kv_transfer_params``, ``vllm_xargs``; for chat also
+  ``add_generation_prompt``, ``continue_final_message`` (not both true, as in vLLM), ``chat_template``,
+  ``chat_template_kwargs``, ``documents``, ``mm_processor_kwargs``, ``structural_tag``,
+  ``include_reasoning``;
+* refused (422), because the response would carry more than jetscale writes: ``prompt_logprobs``,
+  ``return_token_ids``, ``prompt_embeds`` (no text to count), chat ``echo: true``.
+
+vLLM ignores (with a logged warning) any field it does not know; jetscale refuses one that neither OpenAI
+nor vLLM defines (422 naming the field), so a misspelt ``max_token`` is an error rather than a silent
+default.
 """
 
 from __future__ import annotations
@@ -22,27 +46,45 @@ __all__ = [
     "CompletionRequest",
     "GenerateRequest",
     "RequestError",
+    "SidecarRequest",
     "parse_chat_completion",
     "parse_completion",
     "parse_generate",
     "parse_json_body",
+    "parse_sidecar_generate",
     "validate_decode",
 ]
 
 _GENERATE_FIELDS = frozenset({"max_tokens", "text_content", "token_content", "metadata"})
 _SAMPLING_FIELDS = frozenset(
-    {"temperature", "top_p", "stop", "seed", "user", "presence_penalty", "frequency_penalty", "logit_bias",
-     "ignore_eos", "min_tokens", "top_k", "repetition_penalty"}  # the last four: vLLM's extensions
+    {"temperature", "top_p", "stop", "seed", "user", "presence_penalty", "frequency_penalty", "logit_bias"}
+)
+# vLLM's extensions (see the module docstring): the ignored ones, then the ones checked or refused below
+_VLLM_FIELDS = frozenset(
+    {"ignore_eos", "top_k", "min_p", "repetition_penalty", "length_penalty", "use_beam_search", "stop_token_ids",
+     "include_stop_str_in_output", "skip_special_tokens", "spaces_between_special_tokens", "truncate_prompt_tokens",
+     "allowed_token_ids", "bad_words", "add_special_tokens", "guided_json", "guided_regex", "guided_choice",
+     "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern", "structured_outputs",
+     "response_format", "logits_processors", "return_tokens_as_token_ids", "cache_salt", "kv_transfer_params",
+     "vllm_xargs",
+     "min_tokens", "priority", "request_id", "prompt_logprobs", "return_token_ids", "prompt_embeds"}
 )  # fmt: skip
-_COMPLETION_FIELDS = _SAMPLING_FIELDS | {
+_VLLM_CHAT_FIELDS = frozenset(
+    {"add_generation_prompt", "continue_final_message", "chat_template", "chat_template_kwargs", "documents",
+     "mm_processor_kwargs", "structural_tag", "include_reasoning", "echo"}
+)  # fmt: skip
+_VLLM_BOOLS = ("ignore_eos", "use_beam_search", "include_stop_str_in_output", "skip_special_tokens",
+               "spaces_between_special_tokens", "add_special_tokens")  # fmt: skip
+_COMPLETION_FIELDS = _SAMPLING_FIELDS | _VLLM_FIELDS | {
     "model", "prompt", "max_tokens", "stream", "stream_options", "n", "best_of", "echo", "logprobs", "suffix",
 }  # fmt: skip
-_CHAT_FIELDS = _SAMPLING_FIELDS | {
+_CHAT_FIELDS = _SAMPLING_FIELDS | _VLLM_FIELDS | _VLLM_CHAT_FIELDS | {
     "model", "messages", "max_tokens", "max_completion_tokens", "stream", "stream_options", "n", "logprobs",
     "top_logprobs", "response_format", "tools", "tool_choice", "parallel_tool_calls", "functions",
     "function_call", "metadata", "store", "service_tier", "reasoning_effort", "modalities", "prediction",
     "audio", "web_search_options", "verbosity", "prompt_cache_key", "safety_identifier",
 }  # fmt: skip
+_STREAM_OPTIONS = ("include_usage", "continuous_usage_stats", "include_obfuscation")
 _CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
@@ -86,7 +128,25 @@ class CompletionRequest:
     input_tokens: int
     max_tokens: int
     stream: bool
-    include_usage: bool
+    include_usage: bool  # a usage chunk before [DONE]
+    continuous_usage: bool = False  # vLLM's continuous_usage_stats: usage in every chunk too
+    request_id: str | None = None  # vLLM's request_id: the response id is built from it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarRequest:
+    """A ``POST /generate`` of GKE's ``jetstream-http`` sidecar."""
+
+    input_tokens: int
+    max_tokens: int
+    stream: bool
+
+
+# The sidecar's request model (ai-on-gke tutorials-and-examples/inference-servers/jetstream/http-server):
+# every field optional, these defaults, unknown fields ignored.
+_SIDECAR_PROMPT = "This is an example prompt"
+_SIDECAR_MAX_TOKENS = 100
+_SIDECAR_STRINGS = ("server", "port", "session_cache")  # where the sidecar forwards to, and a cache key: unused
 
 
 def parse_json_body(raw: bytes) -> dict[str, object]:
@@ -213,7 +273,16 @@ def parse_generate(body: Mapping[str, object], config: ServerConfig, tokenizer: 
     return validate_decode(max_tokens=body["max_tokens"], text=text, token_ids=ids, config=config, tokenizer=tokenizer)
 
 
-def _openai_common(body: Mapping[str, object], allowed: frozenset[str]) -> tuple[str, bool, bool]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Common:
+    model: str
+    stream: bool
+    include_usage: bool
+    continuous_usage: bool
+    request_id: str | None
+
+
+def _openai_common(body: Mapping[str, object], allowed: frozenset[str]) -> _Common:
     _check_keys(body, allowed, "")
     model = _str(body.get("model"), "model")
     if not model:
@@ -222,12 +291,39 @@ def _openai_common(body: Mapping[str, object], allowed: frozenset[str]) -> tuple
         if body.get(field) not in (None, 1):
             raise RequestError(field=field, value=body[field], constraint="1 (one choice per request)")
     stream = _bool(body.get("stream"), "stream")
-    include_usage = False
+    include_usage = continuous = False
     if body.get("stream_options") is not None:
         options = _object(body["stream_options"], "stream_options")
-        _check_keys(options, ("include_usage", "include_obfuscation"), "stream_options")
-        include_usage = _bool(options.get("include_usage"), "stream_options.include_usage")
-    return model, stream, include_usage
+        _check_keys(options, _STREAM_OPTIONS, "stream_options")
+        continuous = _bool(options.get("continuous_usage_stats"), "stream_options.continuous_usage_stats")
+        # OpenAI's default is false; vLLM's true, which matters only with continuous_usage_stats
+        include_usage = _bool(options.get("include_usage"), "stream_options.include_usage", default=continuous)
+        continuous = continuous and include_usage
+    _vllm_common(body)
+    request_id = body.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or not request_id):
+        raise RequestError(field="request_id", value=request_id, constraint="a non-empty string")
+    return _Common(model=model, stream=stream, include_usage=include_usage, continuous_usage=continuous,
+                   request_id=request_id)  # fmt: skip
+
+
+def _vllm_common(body: Mapping[str, object]) -> None:
+    """The checks on vLLM's extensions that do not depend on the rest of the request."""
+    for field in _VLLM_BOOLS:
+        _bool(body.get(field), field)
+    priority = body.get("priority")
+    if priority is not None:
+        _int(priority, "priority", lo=0, hi=0)  # vLLM refuses non-zero priorities without priority scheduling
+    for field, constraint in (("prompt_logprobs", "null (not supported)"), ("prompt_embeds", "null (not supported)")):
+        if body.get(field) is not None:
+            raise RequestError(field=field, value=body[field], constraint=constraint)
+    if body.get("return_token_ids"):
+        raise RequestError(field="return_token_ids", value=body["return_token_ids"], constraint="false (not supported)")
+
+
+def _min_tokens(body: Mapping[str, object], max_tokens: int) -> None:
+    if body.get("min_tokens") is not None:
+        _int(body["min_tokens"], "min_tokens", lo=0, hi=max_tokens)
 
 
 def _max_tokens(body: Mapping[str, object], field: str, default: int, config: ServerConfig) -> int:
@@ -237,7 +333,7 @@ def _max_tokens(body: Mapping[str, object], field: str, default: int, config: Se
 
 def parse_completion(body: Mapping[str, object], config: ServerConfig, tokenizer: Tokenizer) -> CompletionRequest:
     """``POST /v1/completions``: one prompt (a string, or token ids), optionally streamed."""
-    model, stream, include_usage = _openai_common(body, _COMPLETION_FIELDS)
+    common = _openai_common(body, _COMPLETION_FIELDS)
     if body.get("echo"):
         raise RequestError(field="echo", value=body["echo"], constraint="false")
     if body.get("logprobs") is not None:
@@ -253,9 +349,15 @@ def parse_completion(body: Mapping[str, object], config: ServerConfig, tokenizer
         raise RequestError(field="prompt", value=prompt, constraint="a string or a list of token ids (one prompt)")
     count = _prompt_length(count, "prompt", prompt, config)
     tokens = _max_tokens(body, "max_tokens", config.default_completion_tokens, config)
+    _min_tokens(body, tokens)
+    return _completion_request(common, count, tokens)
+
+
+def _completion_request(common: _Common, input_tokens: int, max_tokens: int) -> CompletionRequest:
     return CompletionRequest(
-        model=model, input_tokens=count, max_tokens=tokens, stream=stream, include_usage=include_usage
-    )
+        model=common.model, input_tokens=input_tokens, max_tokens=max_tokens, stream=common.stream,
+        include_usage=common.include_usage, continuous_usage=common.continuous_usage, request_id=common.request_id,
+    )  # fmt: skip
 
 
 def _message_text(message: Mapping[str, object], path: str) -> str:
@@ -275,9 +377,16 @@ def _message_text(message: Mapping[str, object], path: str) -> str:
 
 def parse_chat_completion(body: Mapping[str, object], config: ServerConfig, tokenizer: Tokenizer) -> CompletionRequest:
     """``POST /v1/chat/completions``. The prompt is ``"<role>: <content>\\n"`` per message, then ``"assistant:"``."""
-    model, stream, include_usage = _openai_common(body, _CHAT_FIELDS)
+    common = _openai_common(body, _CHAT_FIELDS)
     if body.get("logprobs"):
         raise RequestError(field="logprobs", value=body["logprobs"], constraint="false (not supported)")
+    if _bool(body.get("echo"), "echo"):
+        raise RequestError(field="echo", value=body["echo"], constraint="false (not supported)")
+    for field in ("add_generation_prompt", "continue_final_message", "include_reasoning"):
+        _bool(body.get(field), field)
+    if body.get("add_generation_prompt") and body.get("continue_final_message"):
+        raise RequestError(field="continue_final_message", value=True,
+                           constraint="false when add_generation_prompt is true")  # fmt: skip
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError(field="messages", value=messages, constraint="a non-empty list of messages")
@@ -292,6 +401,23 @@ def parse_chat_completion(body: Mapping[str, object], config: ServerConfig, toke
     count = _prompt_length(tokenizer.count("".join(lines)), "messages", f"{len(messages)} messages", config)
     field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     tokens = _max_tokens(body, field, config.max_output_tokens, config)
-    return CompletionRequest(
-        model=model, input_tokens=count, max_tokens=tokens, stream=stream, include_usage=include_usage
-    )
+    _min_tokens(body, tokens)
+    return _completion_request(common, count, tokens)
+
+
+def parse_sidecar_generate(body: Mapping[str, object], config: ServerConfig, tokenizer: Tokenizer) -> SidecarRequest:
+    """``POST /generate``: ``{prompt, max_tokens, stream, priority, session_cache, server, port}``, each optional
+    (null = absent), with the sidecar's defaults; fields it does not know are ignored, as the sidecar does."""
+    for field in _SIDECAR_STRINGS:
+        if body.get(field) is not None:
+            _str(body[field], field)
+    if body.get("priority") is not None:
+        _int(body["priority"], "priority", lo=-(2**31), hi=2**31 - 1)  # an int32 in DecodeRequest; unused
+    raw_prompt = body.get("prompt")
+    prompt = _SIDECAR_PROMPT if raw_prompt is None else _str(raw_prompt, "prompt")
+    count = _prompt_length(tokenizer.count(prompt), "prompt", prompt, config)
+    raw_tokens = body.get("max_tokens")
+    # the sidecar's default, within this server's limit
+    tokens = min(_SIDECAR_MAX_TOKENS, config.max_output_tokens) if raw_tokens is None else raw_tokens
+    max_tokens = _int(tokens, "max_tokens", lo=1, hi=config.max_output_tokens)
+    return SidecarRequest(input_tokens=count, max_tokens=max_tokens, stream=_bool(body.get("stream"), "stream"))

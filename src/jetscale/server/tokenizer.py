@@ -14,6 +14,11 @@ Encoding splits text into words (``\\w+``) and single punctuation characters; a 
 spelling of an id becomes that id, any other piece becomes ``3 + crc32(piece) % 31997`` (a stable hash).
 Decoding writes each id as ``" " + spelling``, so ``encode(decode(ids)) == ids`` for ordinary ids.
 
+``huggingface_files()`` describes the same vocabulary and splitting as a Hugging Face ``tokenizer.json``
+(a WordLevel model), so clients that count tokens with ``transformers`` (guidellm's ``--tokenizer``, a
+local directory, offline) count exactly what the server counts. Only the counts agree for arbitrary text:
+a piece that is not a spelling becomes id 3 (``"ba"``) there, rather than a hash.
+
 Output tokens are a pure function of (seed, request id, position): a SplitMix64 hash, so a response can be
 written in pieces, in any order, and is the same on every run. Text is only made when a response is
 written; the engine never sees it.
@@ -21,11 +26,12 @@ written; the engine never sees it.
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from collections.abc import Sequence
 
-__all__ = ["BOS_ID", "EOS_ID", "UNK_ID", "VOCAB_SIZE", "Tokenizer", "output_token_ids"]
+__all__ = ["BOS_ID", "EOS_ID", "UNK_ID", "VOCAB_SIZE", "Tokenizer", "huggingface_files", "output_token_ids"]
 
 VOCAB_SIZE = 32000
 UNK_ID = 0
@@ -111,6 +117,47 @@ class Tokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.piece(i) for i in ids)
+
+
+def huggingface_files() -> dict[str, str]:
+    """``tokenizer.json`` and ``tokenizer_config.json`` (name -> text) of this tokenizer, for
+    ``transformers.AutoTokenizer.from_pretrained(<a directory holding them>)``; see the module docstring."""
+    specials = [
+        {"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+         "special": True}
+        for i, text in sorted(_SPECIAL_TEXT.items())
+    ]  # fmt: skip
+    tokenizer = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": specials,
+        "normalizer": None,
+        # the server's pieces: words (\w+) and single punctuation characters, whitespace dropped
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "WhitespaceSplit"},
+                {"type": "Split", "pattern": {"Regex": _PIECE.pattern}, "behavior": "Isolated", "invert": False},
+            ],
+        },
+        "post_processor": None,
+        "decoder": None,  # ids are written as their spellings joined by spaces
+        "model": {
+            "type": "WordLevel",
+            "vocab": {_spell(i): i for i in range(VOCAB_SIZE)},
+            "unk_token": _spell(_FIRST_ORDINARY),  # an ordinary one-piece token, so counts still agree
+        },
+    }
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "unk_token": _SPECIAL_TEXT[UNK_ID],
+        "bos_token": _SPECIAL_TEXT[BOS_ID],
+        "eos_token": _SPECIAL_TEXT[EOS_ID],
+        "model_max_length": 1 << 20,
+        "clean_up_tokenization_spaces": False,
+    }
+    return {"tokenizer.json": json.dumps(tokenizer), "tokenizer_config.json": json.dumps(config, indent=2)}
 
 
 def _splitmix64(x: int) -> int:
