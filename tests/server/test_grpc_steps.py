@@ -19,14 +19,18 @@ from jetscale.server.runtime import RequestHandle
 
 
 async def paced(
-    server: ModelServer, clock: ManualClock, handle: RequestHandle, *, tick_s: float, until_s: float
+    server: ModelServer, clock: ManualClock, handle: RequestHandle, *, tick_s: float, until_s: float,
+    hold_s: float = 0.0,
 ) -> list[tuple[float, int, int]]:
-    """The ranges ``OrchestratorService.steps`` yields for ``handle``, with the (manual) time each came out."""
+    """The ranges ``OrchestratorService.steps`` yields for ``handle``, with the (manual) time each came out;
+    the consumer takes ``hold_s`` to write each one (a slow client)."""
     got: list[tuple[float, int, int]] = []
 
     async def consume() -> None:
         async for start, stop in OrchestratorService(server).steps(handle):
             got.append((clock.t, start, stop))
+            if hold_s:
+                await clock.sleep(hold_s)
 
     task = asyncio.create_task(consume())
     while clock.t < until_s and not task.done():
@@ -49,6 +53,18 @@ async def test_one_message_per_decode_step_within_half_a_step(make_server: Serve
     for t, _, stop in got:
         produced_s = 0.1 + (stop - 1) * step_s
         assert produced_s - 1e-9 <= t <= produced_s + step_s / 2 + 0.011, (stop, t)
+    server.runtime.release(handle)
+
+
+async def test_a_slow_reader_still_gets_every_token_when_the_request_ends_during_a_write(
+    make_server: ServerFactory,
+) -> None:
+    clock = ManualClock()
+    server = await make_server(FakeEngine(prefill_s=0.1, step_s=0.1), clock=clock, speed=1.0)
+    handle = server.runtime.submit(input_tokens=4, output_tokens=6)
+    assert isinstance(handle, RequestHandle)
+    got = await paced(server, clock, handle, tick_s=0.01, until_s=4.0, hold_s=0.25)
+    assert [(start, stop) for _, start, stop in got] == [(k, k + 1) for k in range(6)]
     server.runtime.release(handle)
 
 

@@ -7,13 +7,17 @@ its first from the prefill, then one per generate step) and ends with one empty 
 Pacing. The engine computes steps in closed form and emits no per-step events, so each stream looks at
 its request itself (``ServingRuntime.poll_tokens``): every half of the request's step time as observed so
 far (at most ``stream_interval_s`` apart), and sends each new token as its own message, so a message
-leaves within half a step of the engine producing its token. The process's budget is
-``MESSAGES_PER_S`` = 8,000 messages/s over all streams, about half of what one grpc.aio process writes
-(``benchmarks/grpc_stream_rate.py``: 10,000 messages/s to one stream, 16,000-19,000 to 16-64 streams, on
-a 2-core machine). A stream whose steps come faster than ``streams in flight / MESSAGES_PER_S`` seconds
-(high ``--speed``, fast chips, many streams) is coalesced: it sends every ``streams / MESSAGES_PER_S``
-seconds one message with all its new tokens (a sample may carry several ids, which JetStream's proto
-allows).
+leaves within half a step of the engine producing its token.
+
+Coalescing. The process's budget is ``MESSAGES_PER_S`` = 4,000 messages/s, shared by the streams in
+flight: a stream whose steps come faster than ``streams / MESSAGES_PER_S`` seconds (high ``--speed``,
+fast chips, many streams) sends one message with all its new tokens every ``streams / MESSAGES_PER_S``
+seconds instead (a sample may carry several ids, which JetStream's proto allows). The figure: a bare
+grpc.aio process writes 10,000 messages/s to one stream and 16,000-19,000 to 16-64 streams
+(``benchmarks/grpc_stream_rate.py``, 2-core machine); each message here also costs a look at the engine
+and its text (about twice the CPU), and the budget leaves the process half its time for HTTP and the
+engine. So at speed 1 a full v5e-8 llama2-7b batch (88 slots, 17 ms steps: 5,200 steps/s) is coalesced
+into messages of one or two tokens, and a batch of up to ~68 such streams is not.
 
 Status codes: INVALID_ARGUMENT for bad input (the message names the field and value), also for bytes that
 are not a ``DecodeRequest`` at all; RESOURCE_EXHAUSTED when the prefill backlog is full (JetStream's
@@ -42,7 +46,7 @@ __all__ = ["MESSAGES_PER_S", "OrchestratorService", "add_orchestrator"]
 
 _Sample = pb.DecodeResponse.StreamContent.Sample
 
-MESSAGES_PER_S = 8000  # the process's gRPC message budget; see the module docstring
+MESSAGES_PER_S = 4000  # the process's gRPC message budget; see the module docstring
 _FIRST_LOOK_S = 0.002  # wall seconds between looks while a request's step time is still unknown
 
 
@@ -130,7 +134,9 @@ class OrchestratorService(pb_grpc.OrchestratorServicer):
         wait_s = 0.0
         while True:
             produced = await runtime.poll_tokens(handle, wait_s)
-            if handle.done.is_set() and handle.completion is None:
+            # whether the count is final, read with it: the request may end while we are held at a yield
+            finished = handle.done.is_set()
+            if finished and handle.completion is None:
                 raise ServingError(f"request {handle.request_id} cut off: the server is {runtime.state}")
             now_s = runtime.engine_now()
             if produced > max(anchor, 1):
@@ -148,7 +154,7 @@ class OrchestratorService(pb_grpc.OrchestratorServicer):
                     for k in range(sent, produced):
                         yield k, k + 1
                 sent = produced
-            if handle.done.is_set():
+            if finished:
                 break
             if step_s is None:
                 wait_s = max(_FIRST_LOOK_S, budget_s)

@@ -411,10 +411,11 @@ class ServingRuntime:
 
     # ---- self-paced streams (gRPC: one message per decode step) -----------------------------------
     async def poll_tokens(self, handle: RequestHandle, wait_s: float) -> int:
-        """Wait ``wait_s`` wall seconds on the runtime's clock (less if ``handle`` ends), advance the engine
-        to now and return the tokens of ``handle`` produced by then. For a stream that chooses its own
-        wake-ups instead of the shared ``stream_interval_s`` tick."""
+        """Wait ``wait_s`` wall seconds on the runtime's clock, advance the engine to now and return the
+        tokens of ``handle`` produced by then. For a stream that chooses its own wake-ups instead of the
+        shared ``stream_interval_s`` tick (a plain sleep: the cheapest wake-up, and the caller's waits are
+        shorter than a decode step, so its last token is not held longer than its others)."""
         if wait_s > 0 and not handle.done.is_set():
-            await self._race(handle.done, wait_s)
+            await self._clock.sleep(wait_s)
         self._advance()
         return self.tokens_generated(handle)
