@@ -413,8 +413,8 @@ class ServingRuntime:
     async def poll_tokens(self, handle: RequestHandle, wait_s: float) -> int:
         """Wait ``wait_s`` wall seconds on the runtime's clock, advance the engine to now and return the
         tokens of ``handle`` produced by then. For a stream that chooses its own wake-ups instead of the
-        shared ``stream_interval_s`` tick (a plain sleep: the cheapest wake-up, and the caller's waits are
-        shorter than a decode step, so its last token is not held longer than its others)."""
+        shared ``stream_interval_s`` tick. A plain sleep, the cheapest wake-up: the request's end does not
+        cut it short, so its last tokens wait as long as its others (one wait of the caller's)."""
         if wait_s > 0 and not handle.done.is_set():
             await self._clock.sleep(wait_s)
         self._advance()
