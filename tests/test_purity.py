@@ -1,8 +1,9 @@
 """The pure cores do no I/O and read no clock: a check on their imports (STYLE.md, "Pure cores").
 
 ``hpa``, ``engine`` and ``load.workload`` (with the other pure load modules) may import the standard
-library's pure parts, numpy, yaml (parsing text only) and, of jetscale, only each other, ``errors`` and
-``units``. A module that imports a clock, a socket, a process or a shell module fails here.
+library's pure parts, numpy, yaml (parsing text only) and, of jetscale, only each other, ``errors``,
+``units`` and ``safeload`` (parsing with limits; itself checked here). A module that imports a clock, a
+socket, a process or a shell module fails here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ SRC = Path(__file__).parents[1] / "src" / "jetscale"
 PURE = sorted(
     [*SRC.joinpath("hpa").glob("*.py"), *SRC.joinpath("engine").glob("*.py")]
     + [SRC / "load" / name for name in ("workload.py", "arrivals.py", "trace.py") if (SRC / "load" / name).exists()]
-    + [SRC / "errors.py", SRC / "units.py"]
+    + [SRC / "errors.py", SRC / "units.py", SRC / "safeload.py"]
 )
 FORBIDDEN = {
     "time",
@@ -37,6 +38,7 @@ FORBIDDEN = {
 JETSCALE_ALLOWED = (
     "jetscale.errors",
     "jetscale.units",
+    "jetscale.safeload",
     "jetscale.hpa",
     "jetscale.engine",
     "jetscale.load.workload",

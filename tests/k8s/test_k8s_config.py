@@ -111,5 +111,5 @@ def test_bad_field_is_named_with_its_value(raw: Any, message: str) -> None:
 def test_origin_prefixes_the_message() -> None:
     with pytest.raises(ConfigError, match=r"^deploy\.yaml: 'image' must be set"):
         parse_deploy_config("name: x\n", origin="deploy.yaml")
-    with pytest.raises(ConfigError, match=r"^deploy\.yaml: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"^deploy\.yaml: line 2, column 1: invalid YAML"):
         parse_deploy_config("image: [unclosed\n", origin="deploy.yaml")

@@ -135,7 +135,7 @@ def test_dataset_workload_from_a_file_spec(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        pytest.param("not json", "set.jsonl:1: not a JSON object", id="not-json"),
+        pytest.param("not json", "set.jsonl:1: invalid JSON", id="not-json"),
         pytest.param("[1, 2]", "must be a JSON object", id="a-list"),
         pytest.param('{"output_tokens": 3}', "needs 'prompt' or 'input_tokens'", id="no-input"),
         pytest.param('{"input_tokens": 0}', "'input_tokens' must be a whole number in 1..32768 (got 0)", id="zero"),
@@ -165,8 +165,8 @@ def test_synthetic_prompts_from_different_offsets_do_not_share_a_prefix() -> Non
 
 
 def test_pure_modules_import_only_the_standard_library_numpy_errors_and_units() -> None:
-    # workload, arrivals and trace: no clock, no I/O, no shells; jetscale's errors and units only
-    allowed_jetscale = {"jetscale.errors", "jetscale.units"}
+    # workload, arrivals and trace: no clock, no I/O, no shells; jetscale's errors, units and safeload only
+    allowed_jetscale = {"jetscale.errors", "jetscale.units", "jetscale.safeload"}
     forbidden = {"time", "asyncio", "socket", "gevent", "locust", "random", "threading", "subprocess", "os"}
     for name in ("workload", "arrivals", "trace"):
         module = __import__(f"jetscale.load.{name}", fromlist=["_"])

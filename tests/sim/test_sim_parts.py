@@ -244,7 +244,7 @@ def test_cost_prefers_the_accelerator_name_over_its_family() -> None:
         ("chip_hour: 3", "'chip_hour' must be a mapping"),
         ("chip_hour: {tpu-v5e: -1}", r"'chip_hour.tpu-v5e' must be a price >= 0"),
         ("chip_hour: {tpu-v5e: 1}\ncurrency: ''", "'currency' must be a non-empty string"),
-        ("chip_hour: [", "not YAML"),
+        ("chip_hour: [", "invalid YAML"),
     ],
 )
 def test_bad_price_tables_are_refused(text: str, message: str) -> None:

@@ -68,9 +68,9 @@ def test_every_example_replica_file_simulates(example: Path, tmp_path: Path) -> 
     [
         pytest.param({"decode_slots": 0}, "'decode_slots' must be an integer >= 1 (got 0)", id="slots"),
         pytest.param({"accelerator": {**CUSTOM["accelerator"], "chips": "two"}},  # type: ignore[dict-item]
-                     "'accelerator.chips' must be a whole number > 0", id="chips"),  # fmt: skip
+                     "'accelerator.chips' must be a whole number > 0", id="chips"),
         pytest.param({"model": {**CUSTOM["model"], "heads": 31}},  # type: ignore[dict-item]
-                     "'model.kv_heads' must divide heads (31)", id="heads"),  # fmt: skip
+                     "'model.kv_heads' must divide heads (31)", id="heads"),
     ],
 )
 def test_a_bad_field_is_one_line_and_exit_2(
@@ -88,7 +88,7 @@ def test_a_file_that_is_not_yaml_is_one_line(tmp_path: Path, capsys: pytest.Capt
     replica.write_text("accelerator: [tpu\nmodel: x\n", encoding="utf-8")
     assert _run(["simulate", "--hpa", str(HPA), "--replica", str(replica), *SHORT, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "not YAML" in err
+    assert len(err.splitlines()) == 1 and "invalid YAML" in err
 
 
 def test_presets_shows_each_setups_efficiency_and_a_replica_files(

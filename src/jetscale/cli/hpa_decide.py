@@ -39,6 +39,7 @@ from jetscale.hpa.types import (
     ScaleEvent,
     Timestamped,
 )
+from jetscale.safeload import load_json
 from jetscale.units import format_milli, quantity_to_milli
 
 __all__ = [
@@ -140,11 +141,13 @@ def _items(doc: Mapping[str, Any], key: str, path: Path) -> list[Mapping[str, An
 def load_history(path: Path) -> ControllerState:
     """The controller history saved by ``--save-history`` (or written by hand)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"--history: {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--history: {path}: not a JSON history ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"--history: {path}: cannot be read ({why})") from None
+    doc = load_json(text, what=f"--history {path}")
     if not isinstance(doc, dict):
         raise ConfigError(f"--history: {path}: must be a JSON object (got {type(doc).__name__})")
     try:

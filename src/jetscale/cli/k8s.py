@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import typer
-import yaml
 
 from jetscale.cli.output import make_console, print_json
 from jetscale.errors import ConfigError, ServingError
@@ -26,6 +25,7 @@ from jetscale.k8s.bundle import placement
 from jetscale.k8s.config import DeployConfig, parse_deploy_config
 from jetscale.k8s.dashboards import cloud_monitoring_dashboard, grafana_dashboard
 from jetscale.k8s.render import parse_target, render
+from jetscale.safeload import load_yaml_all
 
 __all__ = ["Applier", "apply_documents", "k8s_app", "load_manifests", "register"]
 
@@ -44,8 +44,9 @@ def register(app: typer.Typer) -> None:
 def _read(path: Path, flag: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"'{flag}' must be a readable file (got {str(path)!r}: {exc.strerror})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"'{flag}' must be a readable file (got {str(path)!r}: {why})") from None
 
 
 def _inputs(hpa: Path, config: Path | None) -> tuple[HPASpec, DeployConfig | None]:
@@ -211,10 +212,7 @@ def load_manifests(paths: Sequence[Path]) -> list[tuple[Path, Mapping[str, Any]]
             raise ConfigError(f"'PATHS' must be manifest files or directories (got {str(path)!r}: no such path)")
     out: list[tuple[Path, Mapping[str, Any]]] = []
     for file in files:
-        try:
-            docs = [doc for doc in yaml.safe_load_all(_read(file, "PATHS")) if doc is not None]
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+        docs = [doc for doc in load_yaml_all(_read(file, "PATHS"), what=str(file)) if doc is not None]
         if docs and all(isinstance(doc, Mapping) and "apiVersion" in doc and "kind" in doc for doc in docs):
             out += [(file, doc) for doc in docs]
     return out

@@ -37,6 +37,7 @@ from jetscale.hpa.types import (
     PolicyType,
     SelectPolicy,
 )
+from jetscale.safeload import LimitedLoader, load_yaml_all
 from jetscale.units import parse_quantity, quantity_to_milli
 
 __all__ = [
@@ -132,8 +133,9 @@ def resolve_metric_name(raw_name: str) -> str:
     return match["name"] if match else raw_name
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping, as ``kubectl`` does."""
+class _UniqueKeyLoader(LimitedLoader):
+    """The limited ``yaml.SafeLoader`` (``jetscale.safeload``) that also refuses a key given twice in one
+    mapping, as ``kubectl`` does."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[object] = set()
@@ -152,17 +154,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_manifest(text: str, *, origin: str = "") -> Mapping[str, object]:
     """The HPA document of YAML ``text``; a file of several documents must hold exactly one HPA.
 
-    Raises ``ConfigError`` (with line and column) for invalid YAML or when there is no single HPA.
+    Raises ``ConfigError`` (with line and column) for invalid YAML, YAML past ``jetscale.safeload``'s
+    limits (nesting, number length, alias expansion) or when there is no single HPA.
     """
     prefix = f"{origin}: " if origin else ""
-    try:
-        docs = [doc for doc in yaml.load_all(text, Loader=_UniqueKeyLoader) if doc is not None]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise ConfigError(f"{prefix}{where}invalid YAML: {exc.problem or exc.context}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{prefix}invalid YAML: {exc}") from exc
+    docs = [doc for doc in load_yaml_all(text, what=origin or "manifest", loader=_UniqueKeyLoader) if doc is not None]
     if len(docs) > 1:
         hpas = [doc for doc in docs if isinstance(doc, Mapping) and doc.get("kind") == KIND]
         if len(hpas) != 1:

@@ -23,9 +23,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import yaml
-
 from jetscale.errors import ConfigError
+from jetscale.safeload import load_yaml
 from jetscale.units import parse_quantity
 
 __all__ = [
@@ -169,13 +168,7 @@ _TOP = frozenset(
 def parse_deploy_config(source: str | Mapping[str, object], *, origin: str = "") -> DeployConfig:
     """A ``DeployConfig`` from YAML text or a loaded mapping; ``ConfigError`` names the first bad field."""
     prefix = f"{origin}: " if origin else ""
-    if isinstance(source, str):
-        try:
-            loaded = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{prefix}invalid YAML: {exc}") from exc
-    else:
-        loaded = source
+    loaded = load_yaml(source, what=origin or "config") if isinstance(source, str) else source
     try:
         return _Reader().config(loaded)
     except ConfigError as exc:

@@ -28,6 +28,7 @@ from jetscale.load.protocol import Api, Target, parse_target
 from jetscale.load.stats import Slo, parse_slos
 from jetscale.load.trace import parse_trace
 from jetscale.load.workload import Sizes, Workload, parse_workload
+from jetscale.safeload import load_json
 from jetscale.units import parse_duration_s
 
 __all__ = ["LoadConfig", "Mode", "Plan", "build_plan", "is_loopback_literal", "parse_options", "streams"]
@@ -85,7 +86,7 @@ class LoadConfig:
 
     @classmethod
     def from_json(cls, text: str) -> LoadConfig:
-        raw: dict[str, Any] = json.loads(text)
+        raw: dict[str, Any] = load_json(text, what="load config")
         raw["target"] = Target(**raw["target"])
         raw["api"], raw["mode"], raw["think"] = Api(raw["api"]), Mode(raw["mode"]), ThinkKind(raw["think"])
         return cls(**raw)

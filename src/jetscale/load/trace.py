@@ -13,7 +13,6 @@ epoch milliseconds (as seconds it would be after the year 5000), so a 284 s trac
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import datetime
 import numpy as np
 
 from jetscale.errors import ConfigError
+from jetscale.safeload import load_json
 
 __all__ = ["EPOCH_MS_MIN", "TIME_UNITS", "Trace", "parse_trace"]
 
@@ -117,10 +117,7 @@ def parse_trace(lines: Iterable[str], *, source: str, speed: float = 1.0, time_u
     if materialized[0].lstrip().startswith("{"):
         rows = []
         for number, line in enumerate(materialized, start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{source}:{number}: not a JSON object ({exc.msg})") from None
+            row = load_json(line, what=f"{source}:{number}")
             if not isinstance(row, dict):
                 raise ConfigError(f"{source}:{number}: must be a JSON object")
             rows.append(row)

@@ -18,7 +18,6 @@ Reading files is the caller's business: ``parse_workload`` takes a ``read_lines`
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from functools import cache
 import numpy as np
 
 from jetscale.errors import ConfigError
+from jetscale.safeload import load_json
 
 __all__ = [
     "OPENORCA_INPUT_MEAN",
@@ -371,10 +371,7 @@ def load_dataset(lines: Iterable[str], *, source: str, default_output_tokens: in
         if not line.strip():
             continue
         where = f"{source}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not a JSON object ({exc.msg})") from None
+        row = load_json(line, what=where)
         if not isinstance(row, dict):
             raise ConfigError(f"{where}: must be a JSON object (got {type(row).__name__})")
         prompt = row.get("prompt", row.get("text"))

@@ -34,11 +34,11 @@ default.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jetscale.errors import ConfigError
+from jetscale.safeload import LoadError, load_json
 from jetscale.server.config import ServerConfig
 from jetscale.server.tokenizer import VOCAB_SIZE, Tokenizer
 
@@ -150,10 +150,12 @@ _SIDECAR_STRINGS = ("server", "port", "session_cache")  # where the sidecar forw
 
 
 def parse_json_body(raw: bytes) -> dict[str, object]:
+    """The body as a JSON object, read within ``jetscale.safeload``'s limits (nesting, number length);
+    400 when it is not JSON or goes past a limit, 422 when it is JSON but not an object."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(field="body", value=str(exc), constraint="valid JSON", status=400) from None
+        body = load_json(raw, what="body")
+    except LoadError as exc:
+        raise RequestError(field="body", value=exc.value, constraint=exc.constraint, status=400) from None
     if not isinstance(body, dict):
         raise RequestError(field="body", value=body, constraint="a JSON object")
     return body

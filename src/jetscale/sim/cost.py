@@ -12,10 +12,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import yaml
-
 from jetscale.engine.accelerator import Accelerator
 from jetscale.errors import ConfigError
+from jetscale.safeload import load_yaml
 
 __all__ = ["DEFAULT_PRICES", "Cost", "PriceTable", "cost_of", "parse_prices"]
 
@@ -47,10 +46,7 @@ class PriceTable:
 
 def parse_prices(text: str, *, source: str = "") -> PriceTable:
     """A price table from YAML: ``currency: USD`` and ``chip_hour: {tpu-v5e: 1.2, ...}``."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source or 'prices'}: not YAML ({exc})") from None
+    doc = load_yaml(text, what=source or "prices")
     if not isinstance(doc, dict) or not isinstance(doc.get("chip_hour"), dict):
         raise ConfigError(
             f"'chip_hour' must be a mapping of accelerator to price per chip-hour (in {source or 'prices'})"

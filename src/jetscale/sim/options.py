@@ -46,6 +46,8 @@ def read_lines(path: str) -> Iterator[str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot be read (not UTF-8 text)") from None
     return iter(text.splitlines())
 
 
@@ -171,14 +173,14 @@ def replica_option(preset: str | None, replica_file: Path | None, *, hpa: Path |
                     "--replica FILE to replay the HPA at another one"
                 )
         return bundle.replica
-    import yaml
+    from jetscale.safeload import load_yaml
 
     try:
-        doc = yaml.safe_load(replica_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"'--replica' must be a readable file (got {str(replica_file)!r}: {exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"'--replica' {replica_file}: not YAML ({' '.join(str(exc).split())})") from None
+        text = replica_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"'--replica' must be a readable file (got {str(replica_file)!r}: {why})") from None
+    doc = load_yaml(text, what=f"'--replica' {replica_file}")
     if not isinstance(doc, dict):
         raise ConfigError(
             f"'--replica' {replica_file} must hold a mapping of replica fields (got {type(doc).__name__})"
@@ -211,6 +213,7 @@ def read_prices(path: Path | None) -> PriceTable:
         return PriceTable()
     try:
         text = chosen.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"'--prices' must be a readable file (got {str(chosen)!r}: {exc.strerror})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"'--prices' must be a readable file (got {str(chosen)!r}: {why})") from None
     return parse_prices(text, source=str(chosen))
