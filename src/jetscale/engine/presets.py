@@ -46,6 +46,7 @@ from jetscale.engine.datasheet import (
     model_to_mapping,
     number,
 )
+from jetscale.engine.timing import MeasuredTiming, timing_from_mapping, timing_to_mapping
 from jetscale.errors import ConfigError
 from jetscale.units import parse_duration_s
 
@@ -95,6 +96,8 @@ class ReplicaConfig:
     runtime_reserve_bytes: int | None = None  # None: the accelerator's reserve per chip x chips
     interleaved: bool = True  # prefill and decode share the chips (the only mode modeled)
     efficiency: Efficiency | None = None  # None: the calibrated one (``efficiency_for``)
+    # measured step and prefill times (a ``jetscale profile``): when set, they replace the roofline's
+    timing: MeasuredTiming | None = None
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -106,6 +109,8 @@ class ReplicaConfig:
             raise ConfigError(f"'model' must be a model name or a mapping of its architecture (got {self.model!r})")
         if self.efficiency is not None and not isinstance(self.efficiency, Efficiency):
             raise ConfigError(f"'efficiency' must be a mapping of efficiency fields (got {self.efficiency!r})")
+        if self.timing is not None and not isinstance(self.timing, MeasuredTiming):
+            raise ConfigError(f"'timing' must be a mapping of measured timing fields (got {self.timing!r})")
         if not isinstance(self.name, str):
             raise ConfigError(f"'name' must be a string (got {self.name!r})")
         for field in ("decode_slots", "max_prefill_length", "prefill_backlog_limit"):
@@ -173,6 +178,8 @@ class ReplicaConfig:
         return efficiency_for(self.accelerator, self.model)
 
     def roofline(self) -> Roofline:
+        if self.timing is not None:
+            return self.timing.roofline(self.max_prefill_length)
         return roofline(
             self.accelerator,
             self.model,
@@ -271,8 +278,11 @@ PRESETS: dict[str, Preset] = {
 }
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(ReplicaConfig))
-# what a replica YAML may hold: the config's fields, ``preset``, and MaxText's per-device batch size
-YAML_FIELDS = ("preset", *(f for f in _FIELDS if f != "interleaved"), "per_device_batch_size", "interleaved")
+# what a replica YAML may hold: the config's fields, ``preset``, MaxText's per-device batch size, and the
+# ``profile`` mapping of a `jetscale profile` (where the timing was measured, its points: read, not used)
+YAML_FIELDS = (
+    "preset", *(f for f in _FIELDS if f != "interleaved"), "per_device_batch_size", "interleaved", "profile"
+)
 
 
 def list_presets() -> list[Preset]:
@@ -302,6 +312,11 @@ def resolve_preset(name: str, **overrides: object) -> ReplicaConfig:
 def replica_config_from_mapping(data: Mapping[str, object]) -> ReplicaConfig:
     """A config from a replica YAML mapping: ``preset`` plus overrides, or every field spelled out."""
     fields = check_fields(data, "", YAML_FIELDS, what="replica")
+    provenance = fields.pop("profile", None)
+    if provenance is not None and not isinstance(provenance, Mapping):
+        raise ConfigError(f"'profile' must be the mapping jetscale profile writes (got {provenance!r})")
+    if provenance is not None and "timing" not in fields:
+        raise ConfigError("'timing' must be given with 'profile': the profile's fitted coefficients (got none)")
     preset = fields.pop("preset", None)
     if preset is not None:
         if not isinstance(preset, str):
@@ -323,7 +338,7 @@ def replica_config_from_mapping(data: Mapping[str, object]) -> ReplicaConfig:
 
 def _coerce(fields: dict[str, object], base_accelerator: Accelerator | None) -> dict[str, object]:
     """Replica YAML values as config values; ConfigError naming the first bad field."""
-    check_fields(fields, "", YAML_FIELDS[1:], what="replica")
+    check_fields(fields, "", YAML_FIELDS[1:-1], what="replica")
     out = dict(fields)
     accelerator = out.get("accelerator")
     if isinstance(accelerator, str):
@@ -337,6 +352,8 @@ def _coerce(fields: dict[str, object], base_accelerator: Accelerator | None) -> 
         out["model"] = model_from_mapping(model)
     if isinstance(out.get("efficiency"), Mapping):
         out["efficiency"] = efficiency_from_mapping(out["efficiency"])
+    if isinstance(out.get("timing"), Mapping):
+        out["timing"] = timing_from_mapping(out["timing"])
     if "per_device_batch_size" in out:
         given = out.get("accelerator")
         chosen = given if isinstance(given, Accelerator) else base_accelerator
@@ -400,7 +417,7 @@ def replica_config_to_mapping(config: ReplicaConfig) -> dict[str, object]:
     )
     out["model"] = model.name if MODELS.get(model.name) == model else model_to_mapping(model)
     for field in _FIELDS:
-        if field in ("name", "accelerator", "model", "interleaved", "efficiency"):
+        if field in ("name", "accelerator", "model", "interleaved", "efficiency", "timing"):
             continue
         value = getattr(config, field)
         if value is None:
@@ -408,6 +425,8 @@ def replica_config_to_mapping(config: ReplicaConfig) -> dict[str, object]:
         out[field] = value.value if isinstance(value, HbmMode) else value
     if config.efficiency is not None:
         out["efficiency"] = efficiency_to_mapping(config.efficiency)
+    if config.timing is not None:
+        out["timing"] = timing_to_mapping(config.timing)
     return out
 
 

@@ -1,0 +1,194 @@
+"""One streamed request to the server being profiled, timed token by token. I/O, wall clock.
+
+The profiler assumes nothing of the server but its API:
+
+* ``jetstream-http``: ``POST /v1/generate`` with the prompt as ``token_content`` (so its length is exact);
+  the answer streams JSON ``DecodeResponse`` messages, each listing its new ``tokenIds``.
+* ``openai``: ``POST /v1/completions`` streamed, the prompt as text of ``n`` words, with
+  ``stream_options.include_usage`` so the last event says how many tokens the prompt and the answer had;
+  ``ignore_eos`` (vLLM's extension) asks for the full ``max_tokens``, and is dropped for servers that
+  refuse unknown fields (``transformers serve`` does). Where the chunk count differs from the tokens
+  counted in ``usage``, each chunk's share is scaled so that the last one lands on the count.
+
+A ``Timeline`` is (wall seconds since sending, tokens so far) at each streamed message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from jetscale.load.protocol import parse_sse_data
+
+__all__ = ["Client", "RequestFailed", "Timeline"]
+
+_IDS_KEYS = ("tokenIds", "token_ids")
+
+
+class RequestFailed(Exception):
+    """The server answered with an error status, or the connection failed."""
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class Timeline:
+    """When each streamed message came (wall seconds from the request's start) and the tokens so far."""
+
+    sent_s: float  # time.monotonic() when the request was sent
+    times_s: list[float] = field(default_factory=list)
+    tokens: list[float] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    on_first_token: Callable[[], None] | None = None
+
+    def add(self, at_s: float, tokens: float) -> None:
+        """A message at ``at_s`` (from the start) brought the count of tokens so far to ``tokens``."""
+        self.times_s.append(at_s)
+        self.tokens.append(tokens)
+        if len(self.times_s) == 1 and self.on_first_token is not None:
+            self.on_first_token()
+
+    @property
+    def first_token_s(self) -> float:
+        return self.times_s[0]
+
+    @property
+    def end_s(self) -> float:
+        return self.times_s[-1]
+
+    @property
+    def output_tokens(self) -> int:
+        return round(self.tokens[-1]) if self.tokens else 0
+
+
+def _jetstream_messages(buffer: bytes) -> tuple[list[dict[str, object]], bytes]:
+    """Complete JSON objects at the front of ``buffer`` (concatenated, no framing) and the rest."""
+    decoder = json.JSONDecoder()
+    text = buffer.decode("utf-8", errors="replace")
+    out: list[dict[str, object]] = []
+    index = 0
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text):
+            return out, b""
+        try:
+            obj, end = decoder.raw_decode(text, index)
+        except json.JSONDecodeError:
+            return out, text[index:].encode("utf-8")
+        if isinstance(obj, dict):
+            out.append(obj)
+        index = end
+
+
+def _jetstream_count(message: dict[str, object]) -> int:
+    content = message.get("streamContent") or message.get("stream_content") or {}
+    samples = content.get("samples", []) if isinstance(content, dict) else []
+    total = 0
+    for sample in samples if isinstance(samples, list) else []:
+        if isinstance(sample, dict):
+            ids: object = next((sample[k] for k in _IDS_KEYS if k in sample), [])
+            total += len(ids) if isinstance(ids, list) else 0
+    return total
+
+
+class Client:
+    """Timed requests to one server (``base`` URL) over one ``aiohttp`` session."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, base: str, api: str, model: str | None) -> None:
+        self._session = session
+        self._base = base.rstrip("/")
+        self._api = api
+        self.model = model
+        self.ignore_eos = True  # dropped once the server refuses it
+
+    async def request(
+        self, prompt_tokens: int, max_tokens: int, *, seed: int = 0, on_first_token: Callable[[], None] | None = None
+    ) -> Timeline:
+        """Send one request with a prompt of ``prompt_tokens`` tokens and read its stream to the end;
+        ``on_first_token`` is called when its first token arrives."""
+        timeline = Timeline(sent_s=time.monotonic(), on_first_token=on_first_token)
+        if self._api == "jetstream-http":
+            return await self._jetstream(timeline, prompt_tokens, max_tokens, seed)
+        try:
+            return await self._openai(timeline, prompt_tokens, max_tokens, seed)
+        except RequestFailed as failed:
+            if self.ignore_eos and failed.status in (400, 422) and "ignore_eos" in str(failed):
+                self.ignore_eos = False
+                retry = Timeline(sent_s=time.monotonic(), on_first_token=on_first_token)
+                return await self._openai(retry, prompt_tokens, max_tokens, seed)
+            raise
+
+    async def _jetstream(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, seed: int) -> Timeline:
+        ids = [3 + (seed * 7919 + k) % 997 for k in range(prompt_tokens)]
+        body = {"max_tokens": max_tokens, "token_content": {"token_ids": ids}}
+        timeline.prompt_tokens = prompt_tokens
+        try:
+            async with self._session.post(f"{self._base}/v1/generate", json=body) as response:
+                if response.status != 200:
+                    raise RequestFailed(await _error_text(response), status=response.status)
+                buffer, count = b"", 0
+                async for chunk in response.content.iter_any():
+                    now = time.monotonic() - timeline.sent_s
+                    messages, buffer = _jetstream_messages(buffer + chunk)
+                    added = sum(_jetstream_count(m) for m in messages)
+                    if added:
+                        count += added
+                        timeline.add(now, float(count))
+        except aiohttp.ClientError as error:
+            raise RequestFailed(f"{type(error).__name__}: {error}") from None
+        if not timeline.times_s:
+            raise RequestFailed("the stream ended without a token")
+        return timeline
+
+    async def _openai(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, seed: int) -> Timeline:
+        words = ["sea", "wind", "ship", "salt", "wave", "tide", "gull", "reef"]
+        prompt = " ".join(words[(seed + k) % len(words)] for k in range(prompt_tokens))
+        body: dict[str, object] = {
+            "model": self.model or "default", "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+            "temperature": 0.0, "stream_options": {"include_usage": True},
+        }  # fmt: skip
+        if self.ignore_eos:
+            body["ignore_eos"] = True
+        completion: int | None = None
+        try:
+            async with self._session.post(f"{self._base}/v1/completions", json=body) as response:
+                if response.status != 200:
+                    raise RequestFailed(await _error_text(response), status=response.status)
+                chunks = 0
+                async for line in response.content:
+                    if not line.startswith(b"data:"):
+                        continue
+                    try:
+                        event = parse_sse_data(line[5:])
+                    except ValueError as error:
+                        raise RequestFailed(str(error)) from None
+                    if event.done:
+                        break
+                    if event.completion_tokens is not None:
+                        completion = event.completion_tokens
+                        timeline.prompt_tokens = event.prompt_tokens
+                    if event.text_chunks:
+                        chunks += 1
+                        timeline.add(time.monotonic() - timeline.sent_s, float(chunks))
+        except aiohttp.ClientError as error:
+            raise RequestFailed(f"{type(error).__name__}: {error}") from None
+        if not timeline.times_s:
+            raise RequestFailed("the stream ended without a token")
+        if completion is not None and completion != len(timeline.tokens) and completion > 0:
+            scale = completion / len(timeline.tokens)
+            timeline.tokens = [t * scale for t in timeline.tokens]
+        if timeline.prompt_tokens is None:
+            timeline.prompt_tokens = prompt_tokens
+        return timeline
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    text = (await response.text(errors="replace"))[:300]
+    return f"HTTP {response.status}: {' '.join(text.split())}"
