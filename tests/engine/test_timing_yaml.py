@@ -51,7 +51,7 @@ def test_a_bad_timing_field_is_one_line_naming_it(change: dict[str, object], mes
 
 def test_a_missing_coefficient_is_named() -> None:
     partial = {k: v for k, v in TIMING.items() if k != "prefill_per_token_s"}
-    with pytest.raises(ConfigError, match="'timing.prefill_per_token_s' must be given"):
+    with pytest.raises(ConfigError, match=r"'timing\.prefill_per_token_s' must be given"):
         replica_config_from_mapping({"preset": "v5e-8/llama2-7b", "timing": partial})
 
 

@@ -145,7 +145,7 @@ def test_points_survive_their_json_file() -> None:
     points.errors.append("HTTP 500: x")
     again = Measurements.from_json(points.to_json(), source="points.json")
     assert again == points
-    with pytest.raises(ConfigError, match="'points.json' must be a points file"):
+    with pytest.raises(ConfigError, match=r"'points\.json' must be a points file"):
         Measurements.from_json('{"version": 99}', source="points.json")
 
 
