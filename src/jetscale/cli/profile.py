@@ -87,7 +87,7 @@ def profile_command(
         max_output_tokens=base.max_target_length - base.max_prefill_length, server_speed=server_speed,
         budget_s=budget_s, max_concurrency=max_concurrency, model=model,
     )  # fmt: skip
-    console = make_console(stderr=json_out, quiet=quiet)
+    console = make_console(stderr=json_out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

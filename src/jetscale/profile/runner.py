@@ -160,6 +160,8 @@ async def _discover(run: _Run, session: aiohttp.ClientSession, client: Client) -
         for _ in range(2):  # warm-up: compilation, caches, connection set-up
             await client.request(8, 2)
     except RequestFailed as error:
+        if error.status == 0:  # no HTTP answer at all
+            raise ConfigError(f"'--target' must be a server that answers (got {options.target!r}: {error})") from None
         raise ConfigError(f"'--target' must answer a {options.api} request (got {options.target!r}: {error})") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as error:
         raise ConfigError(f"'--target' must be a server that answers (got {options.target!r}: {error})") from None
