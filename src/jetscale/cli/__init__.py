@@ -35,10 +35,10 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from jetscale.cli import demo, hpa, k8s, load, profile, serve, simulate, tune, up
+    from jetscale.cli import demo, hpa, k8s, load, predict, profile, serve, simulate, tune, up
 
     app.add_typer(hpa.app, name="hpa")
-    for area in (serve, load, up, demo, simulate, tune, k8s, profile):
+    for area in (serve, load, up, demo, simulate, tune, k8s, profile, predict):
         area.register(app)
 
 def main(argv: list[str] | None = None) -> None:
