@@ -5,11 +5,18 @@ where each one's efficiency comes from; ``--replica FILE`` adds a replica YAML's
 SIGTERM/SIGINT, then drains within the grace period and exits 0. Once listening it prints one line to
 stdout: ``serving <preset> as <id>: http=<host>:<port> grpc=<host>:<port> speed=<x> ready_in=<s>s``
 (useful with ``--port 0``, which picks a free port). Logs go to stderr.
+
+Every flag is checked before anything starts: a bad value, or an address the server cannot listen on
+(``--host`` that is not an address of this machine, ``--port`` taken or not allowed), is one line on stderr
+and exit status 2. Admission: ``--prefill-backlog-limit`` bounds the queue by count and ``--max-queue-wait``
+by time (model seconds); either refuses with 429 and ``Retry-After`` (docs/replica.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,11 +30,34 @@ from jetscale.engine.presets import ReplicaConfig, list_presets, modeled_peak, r
 from jetscale.engine.replica import ReplicaEngine
 from jetscale.errors import ConfigError
 from jetscale.server.app import ModelServer, serve_until_signalled
-from jetscale.server.config import ServerConfig
+from jetscale.server.config import ListenError, ServerConfig
+from jetscale.units import parse_duration_s
 
-__all__ = ["build_server", "register"]
+__all__ = ["MAX_QUEUE_WAIT_HELP", "PREFILL_BACKLOG_HELP", "build_server", "parse_max_queue_wait", "register"]
 
 _GIB = 2**30
+_LISTEN_FLAGS = {"host": "--host", "port": "--port", "grpc_port": "--grpc-port"}  # ListenError.field -> flag
+MAX_QUEUE_WAIT_HELP = (
+    "Shed (429 + Retry-After) a request whose expected wait for its prefill is over this many model seconds: "
+    "2s, 500ms, 1m (default: no bound by time, as in JetStream)."
+)
+_BACKLOG_DEFAULT = next(f.default for f in dataclasses.fields(ReplicaConfig) if f.name == "prefill_backlog_limit")
+PREFILL_BACKLOG_HELP = (
+    f"Shed (429 + Retry-After) a request beyond this many prompts queued for prefill (default {_BACKLOG_DEFAULT})."
+)
+
+
+def parse_max_queue_wait(text: str | None) -> float | None:
+    """``--max-queue-wait``: model seconds > 0 from a duration (``2s``, ``500ms``, ``1m``), or None."""
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration_s(text, "--max-queue-wait")
+    except ConfigError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"'--max-queue-wait' must be a duration > 0 such as 2s, 500ms or 1m (got {text!r})")
+    return seconds
 
 
 def _server_id(flag: str | None) -> str:
@@ -48,6 +78,7 @@ def build_server(
     model_load_s: float | None = None,
     server_id: str | None = None,
     prefill_backlog_limit: int | None = None,
+    max_queue_wait_s: float | None = None,
     grace_period_s: float = 30.0,
 ) -> tuple[ModelServer, ReplicaConfig]:
     """The server ``jetscale serve`` runs, from its flags (``ConfigError`` names the bad one)."""
@@ -58,6 +89,8 @@ def build_server(
         overrides["model_load_s"] = model_load_s
     if prefill_backlog_limit is not None:
         overrides["prefill_backlog_limit"] = prefill_backlog_limit
+    if max_queue_wait_s is not None:
+        overrides["max_queue_wait_s"] = max_queue_wait_s
     replica = resolve_preset(preset, **overrides)
     config = ServerConfig(
         server_id=_server_id(server_id),
@@ -92,13 +125,20 @@ def serve(
         str | None, typer.Option("--server-id", help="The metrics' `id` label (default: $HOSTNAME).")
     ] = None,
     prefill_backlog_limit: Annotated[
-        int | None, typer.Option("--prefill-backlog-limit", help="Beyond this many queued prompts: 429.")
+        int | None, typer.Option("--prefill-backlog-limit", help=PREFILL_BACKLOG_HELP)
+    ] = None,
+    max_queue_wait: Annotated[
+        str | None, typer.Option("--max-queue-wait", metavar="DURATION", help=MAX_QUEUE_WAIT_HELP)
     ] = None,
     grace_period_s: Annotated[
         float, typer.Option("--grace-period-s", help="SIGTERM: wall seconds in-flight requests may take.")
     ] = 30.0,
 ) -> None:
-    """Serve one JetStream-compatible replica (HTTP, gRPC, OpenAI, /metrics) on a simulated accelerator."""
+    """Serve one JetStream-compatible replica (HTTP, gRPC, OpenAI, /metrics) on a simulated accelerator.
+
+    Admission: a request is shed with 429 and Retry-After when the prefill backlog is full
+    (--prefill-backlog-limit) or when its expected wait for a prefill is over --max-queue-wait.
+    """
     if grpc_port < -1:
         raise ConfigError(f"'grpc_port' must be -1 (off) or in 0..65535 (got {grpc_port})")
     server, replica = build_server(
@@ -112,6 +152,7 @@ def serve(
         model_load_s=model_load_s,
         server_id=server_id,
         prefill_backlog_limit=prefill_backlog_limit,
+        max_queue_wait_s=parse_max_queue_wait(max_queue_wait),
         grace_period_s=grace_period_s,
     )
 
@@ -127,7 +168,10 @@ def serve(
     def log(line: str) -> None:
         print(f"jetscale serve: {line}", file=sys.stderr, flush=True)
 
-    code = asyncio.run(serve_until_signalled(server, on_started=started, log=log))
+    try:
+        code = asyncio.run(serve_until_signalled(server, on_started=started, log=log))
+    except ListenError as exc:
+        raise exc.flag_error(_LISTEN_FLAGS[exc.field]) from None
     raise typer.Exit(code)
 
 

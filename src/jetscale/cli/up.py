@@ -6,11 +6,17 @@ router, then every replica drains and exits; no process is left behind. What the
 scaling events) is printed and written to ``LOG_DIR/partial.json`` (``"partial": true``: the run had no
 planned end). A second Ctrl-C while the replicas drain exits at once (they are killed with it). See
 docs/fleet.md.
+
+Every flag is checked here, before anything starts, and a bad one is one line naming it (exit status 2):
+numbers in range, ``--log-dir`` created and writable (and made absolute: Prometheus runs in a folder of
+its own), ``--port`` one the router can listen on. ``--prefill-backlog-limit`` and ``--max-queue-wait``
+are handed to every replica.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import tempfile
 from dataclasses import asdict
@@ -21,9 +27,38 @@ import typer
 
 from jetscale.cli.interrupt import exit_now, write_partial
 from jetscale.cli.output import make_console
+from jetscale.cli.serve import MAX_QUEUE_WAIT_HELP, PREFILL_BACKLOG_HELP, parse_max_queue_wait
 from jetscale.errors import ConfigError
 
 __all__ = ["register", "up"]
+
+
+def _require(ok: bool, flag: str, constraint: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"'{flag}' must be {constraint} (got {value:g})" if isinstance(value, float) else
+                          f"'{flag}' must be {constraint} (got {value!r})")  # fmt: skip
+
+
+def _positive(flag: str, value: float) -> None:
+    _require(math.isfinite(value) and value > 0, flag, "a finite number > 0", value)
+
+
+def log_folder(path: Path | None) -> Path:
+    """``--log-dir`` as an absolute folder that exists and takes files (a new temporary one when None)."""
+    if path is None:
+        return Path(tempfile.mkdtemp(prefix="jetscale-up-"))
+    folder = path.expanduser().absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocking} is a file" if blocking is not None else (exc.strerror or str(exc)).lower()
+        raise ConfigError(
+            f"'--log-dir' must be a folder that can be created and written to (got '{path}': {reason})"
+        ) from None
+    return folder
 
 
 def up(
@@ -57,31 +92,50 @@ def up(
         Path | None, typer.Option("--log-dir", help="Replica and Prometheus logs (default: a temporary folder).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the replicas' generated text.")] = 0,
+    prefill_backlog_limit: Annotated[
+        int | None, typer.Option("--prefill-backlog-limit", help=f"{PREFILL_BACKLOG_HELP} Passed to every replica.")
+    ] = None,
+    max_queue_wait: Annotated[
+        str | None,
+        typer.Option("--max-queue-wait", metavar="DURATION", help=f"{MAX_QUEUE_WAIT_HELP} Passed to every replica."),
+    ] = None,
 ) -> None:
     """Run a local autoscaled fleet: replicas as processes, a router, metrics, and the Kubernetes HPA."""
     from jetscale.cli.hpa import load_hpa_file
     from jetscale.engine.presets import resolve_preset
     from jetscale.fleet import Fleet, FleetConfig, RoutingPolicy, ServeCommand
     from jetscale.fleet.run import run_fleet, stop_on_signals
+    from jetscale.server.config import ListenError
 
     try:
         policy = RoutingPolicy(router)
     except ValueError:
         choices = ", ".join(p.value for p in RoutingPolicy)
         raise ConfigError(f"'--router' must be one of {choices} (got {router!r})") from None
-    if duration is not None and duration <= 0:
-        raise ConfigError(f"'--duration' must be > 0 seconds (got {duration:g})")
-    overrides: dict[str, object] = {}
+    _positive("--speed", speed)
+    _require(0 <= port <= 65535, "--port", "in 0..65535", port)
+    if duration is not None:
+        _require(math.isfinite(duration) and duration > 0, "--duration", "a finite number of seconds > 0", duration)
+    _positive("--sync-period-s", sync_period_s)
+    _positive("--scrape-interval-s", scrape_interval_s)
     if batch_size is not None:
-        overrides["decode_slots"] = batch_size
+        _require(batch_size >= 1, "--batch-size", "an integer >= 1", batch_size)
     if model_load_s is not None:
-        overrides["model_load_s"] = model_load_s
-    shape = resolve_preset(preset, **overrides)  # a bad preset or batch fails here, not in every replica
-    spec = load_hpa_file(hpa)
-    logs = log_dir or Path(tempfile.mkdtemp(prefix="jetscale-up-"))
+        _require(math.isfinite(model_load_s) and model_load_s >= 0, "--model-load-s", "a finite number >= 0",
+                 model_load_s)  # fmt: skip
+    if prefill_backlog_limit is not None:
+        _require(prefill_backlog_limit >= 1, "--prefill-backlog-limit", "an integer >= 1", prefill_backlog_limit)
+    max_queue_wait_s = parse_max_queue_wait(max_queue_wait)
     command = ServeCommand(
         preset=preset, speed=speed, batch_size=batch_size, model_load_s=model_load_s, seed=seed,
+        prefill_backlog_limit=prefill_backlog_limit, max_queue_wait_s=max_queue_wait_s,
     )  # fmt: skip
+    shape = resolve_preset(preset, **command.overrides())  # a bad preset or batch fails here, not in every replica
+    spec = load_hpa_file(hpa)
+    if replicas is not None:
+        _require(spec.min_replicas <= replicas <= spec.max_replicas, "--replicas",
+                 f"within the HPA's {spec.min_replicas}..{spec.max_replicas}", replicas)  # fmt: skip
+    logs = log_folder(log_dir)
     config = FleetConfig(
         hpa=spec,
         command=command,
@@ -125,7 +179,10 @@ def up(
             })  # fmt: skip
             console.print(f"what the fleet did: {path}")
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ListenError as exc:  # only the router listens in this process
+        raise exc.flag_error("--port") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -61,8 +61,9 @@ class FleetConfig:
     def __post_init__(self) -> None:
         _require(math.isfinite(self.speed) and self.speed > 0, "speed", "> 0", self.speed)
         _require(0 <= self.port <= 65535, "port", "in 0..65535", self.port)
-        _require(self.sync_period_s > 0, "sync_period_s", "> 0", self.sync_period_s)
-        _require(self.scrape_interval_s > 0, "scrape_interval_s", "> 0", self.scrape_interval_s)
+        for name in ("sync_period_s", "scrape_interval_s", "ready_timeout_wall_s", "router_shutdown_wall_s"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value > 0, name, "a finite number > 0", value)
         if self.initial_replicas is not None:
             _require(
                 self.hpa.min_replicas <= self.initial_replicas <= self.hpa.max_replicas,
@@ -81,6 +82,8 @@ class Fleet:
 
     def __init__(self, config: FleetConfig) -> None:
         self.config = config
+        # absolute: Prometheus runs in its own folder, and messages name where the logs are
+        self._log_dir = config.log_dir.absolute() if config.log_dir is not None else None
         self.clock = FleetClock(config.speed)
         self.router = Router(
             policy=config.policy, host=config.host, port=config.port, shutdown_timeout_s=config.router_shutdown_wall_s
@@ -93,7 +96,7 @@ class Fleet:
                 scrape_interval_s=config.scrape_interval_s,
                 binary=config.prometheus_binary,
                 host=config.host,
-                work_dir=config.log_dir / "prometheus" if config.log_dir is not None else None,
+                work_dir=self._log_dir / "prometheus" if self._log_dir is not None else None,
             )
             sync_wall_s = self.clock.to_wall_s(config.sync_period_s)
             self.source = PrometheusSource(
@@ -110,7 +113,7 @@ class Fleet:
             clock=self.clock,
             prefix=config.hpa.scale_target_ref.name or "jetstream",
             listener=self._on_replica,
-            log_dir=config.log_dir,
+            log_dir=self._log_dir,
             timing=config.timing,
         )
         hpa_config = dataclasses.replace(config.controller, sync_period_s=config.sync_period_s)
@@ -149,7 +152,7 @@ class Fleet:
                 raise ServingError(
                     f"{self.config.start_replicas} replica(s) were not ready within "
                     f"{self.config.ready_timeout_wall_s:g} s"
-                    + (f"; see the logs in {self.config.log_dir}" if self.config.log_dir else "")
+                    + (f"; see the logs in {self._log_dir}" if self._log_dir else "")
                 )
             views = self.replicas.views()
             self.source.set_targets(scrape_targets(views))

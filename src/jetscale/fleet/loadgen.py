@@ -49,7 +49,7 @@ async def run_generator(config: LoadConfig, *, write_reports: bool = True) -> Lo
     """Run the generator for ``config`` to its end and analyse what it recorded.
 
     Cancelling the task stops the generator (SIGTERM, then SIGKILL) and raises ``CancelledError``."""
-    out = Path(config.out_dir)
+    out = Path(config.out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     for stale in (RAW_RECORDS, RUN_INFO, ERROR_FILE):
         (out / stale).unlink(missing_ok=True)

@@ -146,7 +146,7 @@ class PrometheusServer:
         self._binary = binary
         self._host = host
         self._own_dir = work_dir is None
-        self._dir = work_dir
+        self._dir = work_dir.absolute() if work_dir is not None else None  # prometheus runs in it: paths absolute
         self._backoff_s = restart_backoff_s
         self._ready_timeout = ready_timeout_wall_s
         self._proc: asyncio.subprocess.Process | None = None
@@ -171,9 +171,9 @@ class PrometheusServer:
                 f"'--prometheus' needs the prometheus binary on PATH (got {self._binary!r}: not found; "
                 "`apt-get install prometheus`)"
             )
-        self._binary = path
+        self._binary = str(Path(path).absolute())  # PATH may hold a relative folder; prometheus runs elsewhere
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="jetscale-prometheus-"))
+            self._dir = Path(tempfile.mkdtemp(prefix="jetscale-prometheus-")).absolute()
         (self._dir / "data").mkdir(parents=True, exist_ok=True)
         config = prometheus_config(scrape_interval_wall_s=self._interval_wall_s)
         (self._dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -24,6 +24,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
@@ -47,6 +48,17 @@ _LISTENING = re.compile(r"\bhttp=(?P<host>\S+):(?P<port>\d+)\b")
 _LAUNCH = "import sys; from jetscale.cli import main; main(sys.argv[1:])"
 
 
+def _number(value: float) -> str:
+    """``value`` as a flag: short (``10``, ``0.5``) yet exact, so the replica runs at the fleet's speed."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def _seconds(value: float) -> str:
+    """Seconds as a duration flag (``parse_duration_s`` takes no exponent): ``0.25``, ``0.0000001``, exact."""
+    return format(Decimal(repr(float(value))), "f")
+
+
 class ReplicaState(StrEnum):
     STARTING = "starting"  # Pending: loading the model
     READY = "ready"  # Running and Ready: in the router
@@ -63,27 +75,43 @@ class ReplicaCommand(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeCommand:
-    """``jetscale serve`` on a free loopback port, without gRPC, as replica ``name``."""
+    """``jetscale serve`` on a free loopback port, without gRPC, as replica ``name``.
+
+    The replica's shape is the preset with ``overrides()`` applied: ``jetscale up`` resolves the same
+    overrides once itself, so that a bad one is refused before any replica starts."""
 
     preset: str = "v5e-8/llama2-7b"
     speed: float = 1.0
     batch_size: int | None = None
     model_load_s: float | None = None  # model seconds; None: the preset's
-    prefill_backlog_limit: int | None = None
+    prefill_backlog_limit: int | None = None  # None: the preset's
+    max_queue_wait_s: float | None = None  # model seconds; None: no admission by time
     seed: int = 0
     grace_period_s: float = 30.0  # wall seconds a draining replica may take
     python: str = sys.executable
 
+    def overrides(self) -> dict[str, object]:
+        """The ``ReplicaConfig`` fields these flags set (``resolve_preset(preset, **overrides())``)."""
+        fields = {
+            "decode_slots": self.batch_size,
+            "model_load_s": self.model_load_s,
+            "prefill_backlog_limit": self.prefill_backlog_limit,
+            "max_queue_wait_s": self.max_queue_wait_s,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
     def argv(self, name: str) -> list[str]:
         argv = [self.python, "-c", _LAUNCH, "serve", "--preset", self.preset, "--port", "0", "--grpc-port", "-1"]
-        argv += ["--speed", f"{self.speed:g}", "--seed", str(self.seed), "--server-id", name]
-        argv += ["--grace-period-s", f"{self.grace_period_s:g}"]
+        argv += ["--speed", _number(self.speed), "--seed", str(self.seed), "--server-id", name]
+        argv += ["--grace-period-s", _number(self.grace_period_s)]
         if self.batch_size is not None:
             argv += ["--batch-size", str(self.batch_size)]
         if self.model_load_s is not None:
-            argv += ["--model-load-s", f"{self.model_load_s:g}"]
+            argv += ["--model-load-s", _number(self.model_load_s)]
         if self.prefill_backlog_limit is not None:
             argv += ["--prefill-backlog-limit", str(self.prefill_backlog_limit)]
+        if self.max_queue_wait_s is not None:
+            argv += ["--max-queue-wait", _seconds(self.max_queue_wait_s)]
         return argv
 
 
@@ -173,7 +201,7 @@ class ReplicaSet:
         self._clock = clock
         self._prefix = prefix
         self._listener = listener
-        self._log_dir = log_dir
+        self._log_dir = log_dir.absolute() if log_dir is not None else None  # messages name where to look
         self._timing = timing
         self._replicas: dict[str, _Replica] = {}
         self._serial = 0

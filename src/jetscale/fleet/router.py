@@ -12,6 +12,11 @@ most once; the client only sees the 503 when every ready replica refused. Nothin
 of an answer have gone back to the client. Per request the router reads the body once, reuses pooled
 keep-alive connections to the replicas and does a few counter updates: no parsing of what it proxies.
 
+A body larger than a replica takes (``max_body_bytes``, by default the replicas' own ``MAX_BODY_BYTES``)
+is refused here with the 413 a replica would answer, without buffering it or bothering a replica. The
+router's own answers (413, 502, 503) are JSON of the replicas' error shape (``error_response``); it
+answers no 405 of its own (every method is proxied), so a 405 and its ``Allow`` come from a replica.
+
 ``take_window`` hands the controller what the router saw since the last call (arrivals, outcomes, wall
 latencies), for the live view and the timeline. ``on_arrival``, when set, is told the wall time (the
 router's ``now``) of each request as it arrives, before it is routed (the parity test uses it to put the
@@ -30,7 +35,9 @@ from enum import StrEnum
 import aiohttp
 from aiohttp import web
 
-from jetscale.errors import ServingError
+from jetscale.server.config import MAX_BODY_BYTES, listen_error
+from jetscale.server.httpcommon import error_response, request_error_response
+from jetscale.server.protocol import RequestError
 
 __all__ = ["Router", "RouterTotals", "RouterWindow", "RoutingPolicy"]
 
@@ -92,10 +99,12 @@ class Router:
         port: int = 8000,
         connect_timeout_s: float = 5.0,
         shutdown_timeout_s: float = 5.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
         now: Callable[[], float] = time.monotonic,
         on_arrival: Callable[[float], None] | None = None,
     ) -> None:
         self.policy = policy
+        self.max_body_bytes = max_body_bytes
         self.on_arrival = on_arrival  # public: may be set after construction
         self.host = host
         self._port = port
@@ -159,7 +168,7 @@ class Router:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
-        app = web.Application(client_max_size=16 << 20)
+        app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._proxy)
         # handler_cancellation: a client that hangs up cancels its handler, which closes the upstream
         # connection, which cancels the request in the replica
@@ -171,9 +180,9 @@ class Router:
         site = web.TCPSite(self._runner, self.host, self._port, backlog=1024)
         try:
             await site.start()
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             await self.stop()
-            raise ServingError(f"the router cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from exc
+            raise listen_error(exc, host=self.host, port=self._port, what=" for the router") from None
         self.port = int(self._runner.addresses[0][1])
         self._window_start = self._now()
 
@@ -241,20 +250,33 @@ class Router:
         finally:
             self._in_flight -= 1
 
+    def _too_large(self, value: str) -> web.Response:
+        """The 413 a replica answers (``httpcommon.read_json``), with the same limit. The connection closes
+        after it: the rest of the body is never read, and a stop need not wait for it."""
+        constraint = f"at most {self.max_body_bytes} bytes"
+        response = request_error_response(RequestError(field="body", value=value, constraint=constraint, status=413))
+        response.force_close()
+        return response
+
     async def _forward(self, request: web.Request, started: float) -> web.StreamResponse:
         assert self._session is not None
-        body = await request.read()
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:  # refused before a byte of it is read
+            self._finish(413, started, math.nan)
+            return self._too_large(f"{length} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # no length given (chunked), and more bytes than the limit
+            self._finish(413, started, math.nan)
+            return self._too_large("more bytes")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         tried: set[str] = set()
         while True:
             backend = self._pick(tried)
             if backend is None:
                 self._finish(_NOT_SERVING, started, math.nan)
-                return web.json_response(
-                    {"error": {"message": "no ready replica can take the request", "type": "unavailable_error"}},
-                    status=_NOT_SERVING,
-                    headers={"Retry-After": "1"},
-                )
+                return error_response(_NOT_SERVING, "no ready replica can take the request",
+                                      kind="unavailable_error", headers={"Retry-After": "1"})  # fmt: skip
             tried.add(backend.name)
             backend.outstanding += 1
             try:
@@ -283,8 +305,7 @@ class Router:
                 data = await upstream.read()
             except aiohttp.ClientError:
                 self._finish(502, started, math.nan)
-                return web.json_response({"error": {"message": "the replica broke off", "type": "bad_gateway"}},
-                                         status=502)  # fmt: skip
+                return error_response(502, "the replica broke off", kind="bad_gateway")
             self._finish(upstream.status, started, math.nan)
             return web.Response(body=data, status=upstream.status, headers=headers)
         response = web.StreamResponse(status=upstream.status, headers=headers)

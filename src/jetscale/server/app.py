@@ -17,12 +17,13 @@ from types import TracebackType
 
 import grpc
 from aiohttp import web
+from aiohttp.log import server_logger
 
 from jetscale.engine.api import Completion, Engine
-from jetscale.errors import ServingError
-from jetscale.server.config import ServerConfig
+from jetscale.server.config import ListenError, ServerConfig, listen_error
 from jetscale.server.grpc_service import add_orchestrator
 from jetscale.server.http import create_http_app
+from jetscale.server.httpcommon import ProtocolErrorLog
 from jetscale.server.metrics import ServerMetrics
 from jetscale.server.runtime import Clock, RequestHandle, ServingRuntime
 from jetscale.server.tokenizer import Tokenizer, output_token_ids
@@ -74,11 +75,9 @@ class ModelServer:
                 add_orchestrator(self._grpc, self)
                 try:
                     self.grpc_port = self._grpc.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
-                except RuntimeError:
-                    raise ServingError(
-                        f"cannot listen for gRPC on {cfg.host}:{cfg.grpc_port}: the port is taken or the address "
-                        "is not local"
-                    ) from None
+                except RuntimeError:  # HTTP listens on the same host: the port is at fault
+                    raise ListenError(host=cfg.host, port=cfg.grpc_port, field="grpc_port",
+                                      reason="the port is taken", what=" for gRPC") from None  # fmt: skip
                 await self._grpc.start()
         except BaseException:
             await self.stop()
@@ -88,16 +87,17 @@ class ModelServer:
     async def _start_http(self) -> None:
         cfg = self.config
         # handler_cancellation: a client that hangs up cancels its handler, whose ``finally`` releases the
-        # request, which cancels it in the engine (the only way a non-streamed request learns of it)
+        # request, which cancels it in the engine (the only way a non-streamed request learns of it);
+        # logger: a request too malformed to parse is one log line, not a traceback (see httpcommon)
         self._runner = web.AppRunner(
             create_http_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0,
-            handler_cancellation=True,
+            handler_cancellation=True, logger=ProtocolErrorLog(server_logger),
         )  # fmt: skip
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, cfg.host, cfg.http_port).start()
-        except OSError as exc:
-            raise ServingError(f"cannot listen on {cfg.host}:{cfg.http_port}: {exc.strerror or exc}") from None
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a host name that cannot be encoded
+            raise listen_error(exc, host=cfg.host, port=cfg.http_port) from None
         self.http_port = int(self._runner.addresses[0][1])
 
     async def drain(self, grace_s: float | None = None) -> bool:

@@ -2,16 +2,27 @@
 
 The engine's own shape (chips, model, slots, timing) is the engine's ``ReplicaConfig``; this config holds
 only what the shell around it needs, validated once here so the rest of the server can trust it.
+
+Two things the fleet's router shares with the replicas are here too: ``MAX_BODY_BYTES``, the largest
+request body a replica reads (the router refuses above the same limit, so a body it forwards is one a
+replica takes), and ``ListenError``, raised by a server or the router that cannot listen where it was
+told, naming the field at fault (``host`` or ``port``) so that a command can name its flag.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import socket
 from dataclasses import dataclass
 
-from jetscale.errors import ConfigError
+from jetscale.errors import ConfigError, ServingError
 
-__all__ = ["ServerConfig"]
+__all__ = ["MAX_BODY_BYTES", "ListenError", "ServerConfig", "listen_error"]
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a prompt of max_prefill_length tokens, as text or ids, is a few KiB
+_HOST_ERRNOS = frozenset({errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})  # no such local address
 
 
 def _require(ok: bool, field: str, constraint: str, value: object) -> None:
@@ -40,7 +51,7 @@ class ServerConfig:
     default_completion_tokens: int = 16  # OpenAI's default max_tokens for /v1/completions
     grace_period_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
     stream_interval_s: float = 0.02  # streaming clients get new tokens at most this often
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
         _require(bool(self.server_id), "server_id", "a non-empty string", self.server_id)
@@ -70,6 +81,44 @@ class ServerConfig:
             ">= 1",
             self.default_completion_tokens,
         )
-        _require(self.grace_period_s >= 0, "grace_period_s", ">= 0", self.grace_period_s)
+        _require(
+            math.isfinite(self.grace_period_s) and self.grace_period_s >= 0,
+            "grace_period_s",
+            "a finite number >= 0",
+            self.grace_period_s,
+        )
         _require(self.stream_interval_s > 0, "stream_interval_s", "> 0", self.stream_interval_s)
         _require(self.max_body_bytes >= 1024, "max_body_bytes", ">= 1024", self.max_body_bytes)
+
+
+class ListenError(ServingError):
+    """A server could not listen on ``host``:``port``. ``field`` is the one at fault: ``host`` (not an
+    address of this machine, or not a host name at all) or ``port`` (taken, or not allowed to this
+    process); ``reason`` is the system's word for it."""
+
+    def __init__(self, *, host: str, port: int, field: str, reason: str, what: str = "") -> None:
+        self.host = host
+        self.port = port
+        self.field = field
+        self.reason = reason
+        super().__init__(f"cannot listen{what} on {host}:{port}: {reason}")
+
+    def flag_error(self, flag: str) -> ConfigError:
+        """The same failure as a bad flag: ``'<flag>' must be ... (got <value>: <reason>)``."""
+        if self.field == "host":
+            return ConfigError(f"'{flag}' must be an address this machine can listen on (got {self.host!r}: "
+                               f"{self.reason})")  # fmt: skip
+        return ConfigError(f"'{flag}' must be a port free to listen on at {self.host} (got {self.port}: {self.reason})")
+
+
+def listen_error(exc: BaseException, *, host: str, port: int, what: str = "") -> ListenError:
+    """The ``ListenError`` of a failed bind: ``exc`` is what the socket layer raised (an ``OSError``, or
+    the ``UnicodeError`` of a host name that cannot even be encoded)."""
+    if isinstance(exc, UnicodeError):
+        return ListenError(host=host, port=port, field="host", reason="not a valid host name", what=what)
+    if isinstance(exc, socket.gaierror):
+        return ListenError(host=host, port=port, field="host", reason=str(exc.strerror or exc).lower(), what=what)
+    code = exc.errno if isinstance(exc, OSError) else None
+    reason = os.strerror(code).lower() if code else str(exc)
+    field = "host" if code in _HOST_ERRNOS else "port"
+    return ListenError(host=host, port=port, field=field, reason=reason, what=what)

@@ -15,7 +15,8 @@ and TGI serve and clients such as guidellm check before a run: 200 with an empty
 answers), else 503 with a JSON error naming the state.
 
 On the same port: GKE's ``jetstream-http`` sidecar API (``POST /generate``, ``GET /healthcheck``; see
-sidecar.py) and OpenAI's (see openai_api.py).
+sidecar.py), OpenAI's (see openai_api.py), and ``GET /openapi.json``, the OpenAPI 3.0 document of all of
+them (see openapi.py). A method a path does not take is answered 405 with ``Allow`` naming those it takes.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from google.protobuf.json_format import MessageToJson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jetscale.errors import ServingError
-from jetscale.server.httpcommon import error_response, read_json, rejection_response, request_error_response
+from jetscale.server.httpcommon import dumps, error_response, read_json, rejection_response, request_error_response
 from jetscale.server.openai_api import OpenAIRoutes
+from jetscale.server.openapi import openapi_document
 from jetscale.server.proto import jetstream_pb2 as pb
 from jetscale.server.protocol import RequestError, parse_generate
 from jetscale.server.runtime import Rejection, RequestHandle, State
@@ -62,7 +64,10 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason, kind="invalid_request_error", field="path", value=request.path)
+        # a 405 names the methods the path takes (RFC 9110 section 15.5.6)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, exc.reason, kind="invalid_request_error", field="path", value=request.path,
+                              headers=allow)  # fmt: skip
     except (ConnectionResetError, ServingError):
         raise
     except Exception:
@@ -153,4 +158,10 @@ def create_http_app(server: ModelServer) -> web.Application:
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
     app.router.add_post("/generate", sidecar.generate)
     app.router.add_get("/healthcheck", sidecar.healthcheck)
+    document = dumps(openapi_document(server.config)).encode()  # built once: the limits are fixed
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get("/openapi.json", openapi)
     return app

@@ -24,6 +24,7 @@ import yaml
 from jetscale.engine.presets import ReplicaConfig, replica_config_from_mapping, replica_config_to_mapping
 from jetscale.errors import ConfigError
 from jetscale.k8s.tuned import ReplicaShape, replica_shape
+from jetscale.safeload import load_yaml
 
 __all__ = ["BUNDLE_FILE", "BUNDLE_KIND", "Bundle", "find_bundle", "hpa_and_bundle", "load_bundle", "write_bundle"]
 
@@ -82,10 +83,7 @@ def _read_yaml(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not YAML ({' '.join(str(exc).split())})") from None
+    return load_yaml(text, what=str(path))  # ConfigError naming the file: not YAML, or past safeload's limits
 
 
 def load_bundle(path: Path) -> Bundle:
