@@ -26,11 +26,12 @@ import typer
 from rich.table import Table
 
 from jetscale.engine.accelerator import EfficiencyKind
-from jetscale.engine.presets import ReplicaConfig, list_presets, modeled_peak, resolve_preset
+from jetscale.engine.presets import ReplicaConfig, list_presets, modeled_peak
 from jetscale.engine.replica import ReplicaEngine
 from jetscale.errors import ConfigError
 from jetscale.server.app import ModelServer, serve_until_signalled
 from jetscale.server.config import ListenError, ServerConfig
+from jetscale.sim.options import DEFAULT_PRESET, replica_option
 from jetscale.units import parse_duration_s
 
 __all__ = ["MAX_QUEUE_WAIT_HELP", "PREFILL_BACKLOG_HELP", "build_server", "parse_max_queue_wait", "register"]
@@ -68,7 +69,8 @@ def _server_id(flag: str | None) -> str:
 
 def build_server(
     *,
-    preset: str,
+    preset: str | None = None,
+    replica_file: Path | None = None,
     batch_size: int | None = None,
     port: int = 9000,
     grpc_port: int | None = 9001,
@@ -81,7 +83,9 @@ def build_server(
     max_queue_wait_s: float | None = None,
     grace_period_s: float = 30.0,
 ) -> tuple[ModelServer, ReplicaConfig]:
-    """The server ``jetscale serve`` runs, from its flags (``ConfigError`` names the bad one)."""
+    """The server ``jetscale serve`` runs, from its flags (``ConfigError`` names the bad one): the replica is
+    ``--replica FILE`` (a replica YAML or a profile.yaml) or ``--preset`` (default ``DEFAULT_PRESET``), with
+    the other flags applied on top."""
     overrides: dict[str, object] = {}
     if batch_size is not None:
         overrides["decode_slots"] = batch_size
@@ -91,7 +95,12 @@ def build_server(
         overrides["prefill_backlog_limit"] = prefill_backlog_limit
     if max_queue_wait_s is not None:
         overrides["max_queue_wait_s"] = max_queue_wait_s
-    replica = resolve_preset(preset, **overrides)
+    if preset is not None and replica_file is not None:
+        raise ConfigError(
+            f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica_file)!r})"
+        )
+    base = replica_option(preset, replica_file)
+    replica = dataclasses.replace(base, **overrides) if overrides else base  # type: ignore[arg-type]
     config = ServerConfig(
         server_id=_server_id(server_id),
         model_name=replica.model.name,
@@ -109,7 +118,13 @@ def build_server(
 
 
 def serve(
-    preset: Annotated[str, typer.Option("--preset", help="Replica shape; see `jetscale presets`.")] = "v5e-8/llama2-7b",
+    preset: Annotated[
+        str | None, typer.Option("--preset", help=f"Replica shape; see `jetscale presets` (default {DEFAULT_PRESET}).")
+    ] = None,
+    replica_file: Annotated[
+        Path | None,
+        typer.Option("--replica", help="Replica YAML (docs/replica.md) or a `jetscale profile` profile.yaml."),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Decode slots (per-device batch size x chips).")
     ] = None,
@@ -143,6 +158,7 @@ def serve(
         raise ConfigError(f"'grpc_port' must be -1 (off) or in 0..65535 (got {grpc_port})")
     server, replica = build_server(
         preset=preset,
+        replica_file=replica_file,
         batch_size=batch_size,
         port=port,
         grpc_port=None if grpc_port == -1 else grpc_port,
@@ -156,11 +172,13 @@ def serve(
         grace_period_s=grace_period_s,
     )
 
+    label = preset or (replica.name if replica_file is not None else DEFAULT_PRESET)
+
     def started(s: ModelServer) -> None:
         grpc = f"{s.config.host}:{s.grpc_port}" if s.grpc_port is not None else "off"
         ready_in = replica.model_load_s / s.config.speed
         print(
-            f"serving {preset} as {s.config.server_id}: http={s.config.host}:{s.http_port} grpc={grpc} "
+            f"serving {label} as {s.config.server_id}: http={s.config.host}:{s.http_port} grpc={grpc} "
             f"speed={s.config.speed:g} slots={replica.decode_slots} ready_in={ready_in:.3g}s",
             flush=True,
         )
@@ -209,7 +227,9 @@ def presets(
     for name, config in setups:
         peak = modeled_peak(config)
         eff = config.resolved_efficiency
-        if eff.kind is EfficiencyKind.CALIBRATED and config.efficiency is None:
+        if config.timing is not None:  # a profile's measured timing: the roofline is not used
+            label = f"fitted {note(config.timing.source or 'measured timing')}"
+        elif eff.kind is EfficiencyKind.CALIBRATED and config.efficiency is None:
             label = f"calibrated {note(on(setup_name((config.accelerator.family, config.model.family))))}"
         elif eff.kind is EfficiencyKind.BORROWED and eff.borrowed_from in calibrated:
             label = f"borrowed {note(on(eff.borrowed_from))}"

@@ -16,6 +16,7 @@ are handed to every replica.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import signal
 import tempfile
@@ -63,9 +64,13 @@ def log_folder(path: Path | None) -> Path:
 
 def up(
     hpa: Annotated[Path, typer.Option("--hpa", help="The autoscaling/v2 HorizontalPodAutoscaler manifest.")],
-    preset: Annotated[str, typer.Option("--preset", help="Replica shape; see `jetscale presets`.")] = (
-        "v5e-8/llama2-7b"
-    ),
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Replica shape; see `jetscale presets` (default v5e-8/llama2-7b).")
+    ] = None,
+    replica_file: Annotated[
+        Path | None,
+        typer.Option("--replica", help="Replica YAML (docs/replica.md) or a `jetscale profile` profile.yaml."),
+    ] = None,
     speed: Annotated[float, typer.Option("--speed", help="Time compression for replicas and the HPA alike.")] = 1.0,
     prometheus: Annotated[
         bool, typer.Option("--prometheus", help="Read metrics through a real Prometheus (PromQL), not directly.")
@@ -102,10 +107,10 @@ def up(
 ) -> None:
     """Run a local autoscaled fleet: replicas as processes, a router, metrics, and the Kubernetes HPA."""
     from jetscale.cli.hpa import load_hpa_file
-    from jetscale.engine.presets import resolve_preset
     from jetscale.fleet import Fleet, FleetConfig, RoutingPolicy, ServeCommand
     from jetscale.fleet.run import run_fleet, stop_on_signals
     from jetscale.server.config import ListenError
+    from jetscale.sim.options import DEFAULT_PRESET, replica_option
 
     try:
         policy = RoutingPolicy(router)
@@ -126,11 +131,19 @@ def up(
     if prefill_backlog_limit is not None:
         _require(prefill_backlog_limit >= 1, "--prefill-backlog-limit", "an integer >= 1", prefill_backlog_limit)
     max_queue_wait_s = parse_max_queue_wait(max_queue_wait)
+    if preset is not None and replica_file is not None:
+        raise ConfigError(
+            f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica_file)!r})"
+        )
     command = ServeCommand(
-        preset=preset, speed=speed, batch_size=batch_size, model_load_s=model_load_s, seed=seed,
-        prefill_backlog_limit=prefill_backlog_limit, max_queue_wait_s=max_queue_wait_s,
+        preset=preset or DEFAULT_PRESET, replica_file=replica_file, speed=speed, batch_size=batch_size,
+        model_load_s=model_load_s, seed=seed, prefill_backlog_limit=prefill_backlog_limit,
+        max_queue_wait_s=max_queue_wait_s,
     )  # fmt: skip
-    shape = resolve_preset(preset, **command.overrides())  # a bad preset or batch fails here, not in every replica
+    # a bad preset, replica file or batch fails here, not in every replica
+    base = replica_option(preset, replica_file)
+    shape = dataclasses.replace(base, **command.overrides())  # type: ignore[arg-type]
+    preset = preset or (base.name if replica_file is not None else DEFAULT_PRESET)
     spec = load_hpa_file(hpa)
     if replicas is not None:
         _require(spec.min_replicas <= replicas <= spec.max_replicas, "--replicas",

@@ -11,9 +11,11 @@ The measured model, in model seconds:
 * a decode step over a batch whose contexts hold ``c`` tokens in all takes
   ``decode_step_fixed_s + decode_step_per_token_s * c`` (the weights read once per step, the KV cache
   read per token: the memory-bound roofline with its efficiency and overheads folded in);
-* a prefill of ``n`` prompt tokens takes ``prefill_fixed_s + prefill_per_token_s * b(n)``, where
-  ``b(n)`` is ``n`` padded up to the first of ``prefill_buckets`` at least ``n`` when the server pads
-  prompts (JetStream does; the profiler finds out), else ``n`` itself.
+* a prefill of ``n`` prompt tokens takes ``prefill_fixed_s + max(prefill_floor_s, prefill_per_token_s *
+  b(n))``, where ``b(n)`` is ``n`` padded up to the first of ``prefill_buckets`` at least ``n`` when the
+  server pads prompts (JetStream does; the profiler finds out), else ``n`` itself. The floor is the
+  roofline's other side: a short prompt still reads every weight once, so below some length a prefill
+  costs the same whatever its length (0: no floor seen).
 
 In a replica YAML it is the ``timing`` mapping (docs/replica.md): the four coefficients, the buckets (or
 none) and ``source`` (the profile it came from). Pure: no I/O, no clock.
@@ -35,10 +37,11 @@ TIMING_FIELDS = (
     "decode_step_per_token_s",
     "prefill_fixed_s",
     "prefill_per_token_s",
+    "prefill_floor_s",
     "prefill_buckets",
     "source",
 )
-_COEFFICIENTS = TIMING_FIELDS[:4]
+_COEFFICIENTS = TIMING_FIELDS[:4]  # required; the floor is optional (0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,11 +52,12 @@ class MeasuredTiming:
     decode_step_per_token_s: float  # per token of context held by the batch's slots
     prefill_fixed_s: float  # per prefill call
     prefill_per_token_s: float  # per (padded) prompt token
+    prefill_floor_s: float = 0.0  # the least a prefill's length-dependent part takes (weights read once)
     prefill_buckets: tuple[int, ...] | None = None  # the server pads prompts up to these lengths; None: no padding
     source: str = ""
 
     def __post_init__(self) -> None:
-        for name in _COEFFICIENTS:
+        for name in (*_COEFFICIENTS, "prefill_floor_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < math.inf:
                 raise ConfigError(f"'timing.{name}' must be a number of seconds >= 0 (got {value!r})")
@@ -62,7 +66,7 @@ class MeasuredTiming:
                 "'timing.decode_step_fixed_s' must be > 0 when decode_step_per_token_s is 0: a decode step takes "
                 f"time (got {self.decode_step_fixed_s!r})"
             )
-        if self.prefill_fixed_s + self.prefill_per_token_s <= 0.0:
+        if self.prefill_fixed_s + self.prefill_per_token_s + self.prefill_floor_s <= 0.0:
             raise ConfigError(
                 "'timing.prefill_fixed_s' must be > 0 when prefill_per_token_s is 0: a prefill takes time "
                 f"(got {self.prefill_fixed_s!r})"
@@ -87,7 +91,7 @@ class MeasuredTiming:
         padded = prompt_tokens
         if self.prefill_buckets is not None:
             padded = next((b for b in self.prefill_buckets if b >= prompt_tokens), self.prefill_buckets[-1])
-        return self.prefill_fixed_s + self.prefill_per_token_s * padded
+        return self.prefill_fixed_s + max(self.prefill_floor_s, self.prefill_per_token_s * padded)
 
     def roofline(self, max_prefill_length: int) -> Roofline:
         """The engine's ``Roofline`` for prompts up to ``max_prefill_length`` tokens."""
@@ -102,7 +106,9 @@ class MeasuredTiming:
             decode_efficiency=1.0,
             decode_overhead_s=0.0,
             buckets=buckets,
-            prefill_bucket_s=tuple(self.prefill_fixed_s + self.prefill_per_token_s * b for b in buckets),
+            prefill_bucket_s=tuple(
+                self.prefill_fixed_s + max(self.prefill_floor_s, self.prefill_per_token_s * b) for b in buckets
+            ),
         )
 
 
@@ -131,6 +137,8 @@ def timing_from_mapping(data: object, *, path: str = "timing") -> MeasuredTiming
 def timing_to_mapping(timing: MeasuredTiming) -> dict[str, object]:
     """The ``timing`` mapping that ``timing_from_mapping`` reads back to an equal value."""
     out: dict[str, object] = {name: float(getattr(timing, name)) for name in _COEFFICIENTS}
+    if timing.prefill_floor_s:
+        out["prefill_floor_s"] = float(timing.prefill_floor_s)
     out["prefill_buckets"] = list(timing.prefill_buckets) if timing.prefill_buckets is not None else None
     out["source"] = timing.source
     return out

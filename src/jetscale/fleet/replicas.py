@@ -81,6 +81,7 @@ class ServeCommand:
     overrides once itself, so that a bad one is refused before any replica starts."""
 
     preset: str = "v5e-8/llama2-7b"
+    replica_file: Path | None = None  # a replica YAML or profile.yaml, in place of the preset (made absolute)
     speed: float = 1.0
     batch_size: int | None = None
     model_load_s: float | None = None  # model seconds; None: the preset's
@@ -101,7 +102,8 @@ class ServeCommand:
         return {key: value for key, value in fields.items() if value is not None}
 
     def argv(self, name: str) -> list[str]:
-        argv = [self.python, "-c", _LAUNCH, "serve", "--preset", self.preset, "--port", "0", "--grpc-port", "-1"]
+        shape = ["--replica", str(self.replica_file.resolve())] if self.replica_file else ["--preset", self.preset]
+        argv = [self.python, "-c", _LAUNCH, "serve", *shape, "--port", "0", "--grpc-port", "-1"]
         argv += ["--speed", _number(self.speed), "--seed", str(self.seed), "--server-id", name]
         argv += ["--grace-period-s", _number(self.grace_period_s)]
         if self.batch_size is not None:

@@ -46,15 +46,16 @@ class FitQuality:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineFit:
-    """``y = fixed + slope x x``, both >= 0, and how well it fits."""
+    """``y = fixed + max(floor, slope x x)``, all >= 0 (``floor`` 0 unless asked for), and how well it fits."""
 
     fixed: float
     slope: float
     quality: FitQuality
     slope_pinned: bool  # False: every x was the same, so the slope is 0 by default, not by measurement
+    floor: float = 0.0
 
     def __call__(self, x: float) -> float:
-        return self.fixed + self.slope * x
+        return self.fixed + max(self.floor, self.slope * x)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,8 +72,9 @@ class Fit:
         return self.config.timing
 
 
-def fit_line(xs: Sequence[float], ys: Sequence[float]) -> LineFit:
-    """Robust ``y = a + b x`` with ``a, b >= 0``; see the module docstring."""
+def fit_line(xs: Sequence[float], ys: Sequence[float], *, floor: bool = False) -> LineFit:
+    """Robust ``y = a + b x`` with ``a, b >= 0``; with ``floor``, ``y = a + max(f, b x)`` (the floor kept
+    only where some point sits on it); see the module docstring."""
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
     if len(x) == 0:
@@ -96,7 +98,37 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> LineFit:
         x_scale=[scale, scale / max(float(np.max(x)), 1.0)],
     )  # fmt: skip
     fixed, slope = (float(v) for v in result.x)
-    return LineFit(fixed=fixed, slope=slope, quality=_quality(y, fixed + slope * x), slope_pinned=True)
+    line = LineFit(fixed=fixed, slope=slope, quality=_quality(y, fixed + slope * x), slope_pinned=True)
+    if floor:
+        line = _with_floor(line, x, y, scale)
+    return line
+
+
+def _with_floor(line: LineFit, x: np.ndarray, y: np.ndarray, scale: float) -> LineFit:
+    """``line`` refitted as ``a + max(f, b x)`` when that explains the points better (the short prompts
+    of a weight-bound prefill sit on a floor the straight line cannot bend to)."""
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (p[0] + np.maximum(p[1], p[2] * x) - y) / y
+        return out
+
+    best = None
+    low = float(np.min(y))
+    for start in ([line.fixed, 0.0, line.slope], [0.0, low, line.slope], [low / 2, low / 2, line.slope]):
+        result = least_squares(
+            residuals, np.array(start), bounds=([0.0, 0.0, 0.0], [np.inf, np.inf, np.inf]), loss="soft_l1",
+            f_scale=0.02, x_scale=[scale, scale, scale / max(float(np.max(x)), 1.0)],
+        )  # fmt: skip
+        if best is None or result.cost < best.cost:
+            best = result
+    assert best is not None
+    fixed, floor, slope = (float(v) for v in best.x)
+    if floor <= slope * float(np.min(x)):  # no point on the floor: it says nothing
+        return line
+    fitted = fixed + np.maximum(floor, slope * x)
+    candidate = LineFit(fixed=fixed, slope=slope, floor=floor, quality=_quality(y, fitted), slope_pinned=True)
+    plain_cost = float(np.sum(np.abs(residuals(np.array([line.fixed, 0.0, line.slope])))))
+    return candidate if float(np.sum(np.abs(residuals(best.x)))) < 0.8 * plain_cost else line
 
 
 def _quality(y: np.ndarray, fitted: np.ndarray) -> FitQuality:
@@ -115,24 +147,29 @@ def _padded(tokens: int, buckets: Sequence[int]) -> int:
 
 
 def _prefill(points: Sequence[PrefillPoint]) -> tuple[LineFit, tuple[int, ...] | None, str | None]:
+    """The prefill line, and JetStream's buckets where the points show padding.
+
+    Padding shows in pairs: a prompt three quarters of the way to a bucket edge costs what the edge costs
+    (flat steps), where without padding it costs less by the line's slope. Each pair the line can tell
+    apart (it predicts a ratio under 0.9) votes for whichever ratio the measured one is nearer to.
+    """
     xs = [p.prompt_tokens for p in points]
     ys = [p.ttft_s for p in points]
-    plain = fit_line(xs, ys)
+    plain = fit_line(xs, ys, floor=True)
     top = max(xs)
     buckets = (*(b for b in PREFILL_BUCKETS if b < top), _padded(top, PREFILL_BUCKETS))
-    inside = any(x not in buckets for x in xs)
-    if not plain.slope_pinned or not inside:
+    ttft = dict(zip(xs, ys, strict=True))
+    votes = [
+        abs(ttft[x] / ttft[b] - 1.0) < abs(ttft[x] / ttft[b] - plain(x) / plain(b))
+        for b in buckets
+        for x in xs
+        if b in ttft and b // 2 < x < b and plain(x) / plain(b) < 0.9
+    ]
+    if not plain.slope_pinned or not votes or sum(votes) * 2 <= len(votes):
         return plain, None, None
-    padded = fit_line([_padded(x, buckets) for x in xs], ys)
-
-    def rms(fit: LineFit, inputs: list[int]) -> float:
-        return math.sqrt(sum(((fit(i) - y) / y) ** 2 for i, y in zip(inputs, ys, strict=True)) / len(ys))
-
-    plain_rms, padded_rms = rms(plain, xs), rms(padded, [_padded(x, buckets) for x in xs])
-    if padded_rms <= 0.5 * plain_rms:
-        note = f"prompts are padded to JetStream's buckets (relative RMS {padded_rms:.3f} padded vs {plain_rms:.3f})"
-        return padded, buckets, note
-    return plain, None, None
+    padded = fit_line([_padded(x, buckets) for x in xs], ys, floor=True)
+    note = f"prompts are padded to JetStream's buckets ({sum(votes)} of {len(votes)} bucket pairs show flat steps)"
+    return padded, buckets, note
 
 
 def _overhead(
@@ -209,6 +246,7 @@ def fit_measurements(measurements: Measurements, *, base: ReplicaConfig, source:
         decode_step_per_token_s=decode.slope,
         prefill_fixed_s=prefill.fixed,
         prefill_per_token_s=prefill.slope,
+        prefill_floor_s=prefill.floor,
         prefill_buckets=buckets,
         source=source,
     )

@@ -49,7 +49,7 @@ class ProfileOptions:
     server_speed: float = 1.0
     budget_s: float = 600.0
     max_concurrency: int = 64
-    samples: int = 5  # requests per prefill point (their median)
+    samples: int = 5  # requests per prefill point (the least of them)
     error_burst: int = 3
     model: str | None = None
 
