@@ -49,18 +49,18 @@ REPLICA = {
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
     folder = tmp_path_factory.mktemp("roundtrip")
     replica = folder / "replica.yaml"
     replica.write_text(yaml.safe_dump(REPLICA), encoding="utf-8")
     argv = [sys.executable, "-c", "import sys; from jetscale.cli import main; main(sys.argv[1:])", "serve",
-            "--replica", str(replica), "--speed", str(SPEED), "--port", "0", "--grpc-port", "-1"]  # fmt: skip
+            "--replica", str(replica), "--speed", str(SPEED), "--port", "0", "--grpc-port", "0"]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
-        found = re.search(r"http=127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        found = re.search(r"http=127\.0\.0\.1:(\d+) grpc=127\.0\.0\.1:(\d+)", proc.stdout.readline())
         assert found is not None
-        yield f"http://127.0.0.1:{found[1]}", replica
+        yield f"http://127.0.0.1:{found[1]}", replica, int(found[2])
     finally:
         proc.terminate()
         proc.wait(30)
@@ -74,9 +74,9 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_fitted_profile_predicts_held_out_loads_within_3_percent(
-    served: tuple[str, Path], tmp_path: Path
+    served: tuple[str, Path, int], tmp_path: Path
 ) -> None:
-    url, replica = served
+    url, replica, _ = served
     out = tmp_path / "prof"
     started = time.monotonic()
     done = _cli(["profile", "--target", url, "--replica", str(replica), "--server-speed", str(SPEED),
@@ -113,8 +113,10 @@ def test_the_fitted_profile_predicts_held_out_loads_within_3_percent(
     assert predicted_tokens == pytest.approx(tokens_s, rel=0.03), report
 
 
-def test_a_second_run_resumes_from_what_the_first_measured(served: tuple[str, Path], tmp_path: Path) -> None:
-    url, replica = served
+def test_a_second_run_resumes_from_what_the_first_measured(
+    served: tuple[str, Path, int], tmp_path: Path
+) -> None:
+    url, replica, _ = served
     out = tmp_path / "prof"
     first = _cli(["profile", "--target", url, "--replica", str(replica), "--server-speed", str(SPEED),
                   "--out", str(out), "--max-concurrency", "8", "--budget", "2s", "--json"])  # fmt: skip
@@ -128,3 +130,18 @@ def test_a_second_run_resumes_from_what_the_first_measured(served: tuple[str, Pa
     assert resumed["started"] == measured["started"]  # the same profile, continued
     assert resumed["prefill"][: len(measured["prefill"])] == measured["prefill"]
     assert len(resumed["prefill"]) == 12 and resumed["stopped"] == ""
+
+
+def test_the_grpc_api_gives_the_same_step_times(served: tuple[str, Path, int], tmp_path: Path) -> None:
+    url, replica, grpc_port = served
+    out = tmp_path / "prof"
+    done = _cli(["profile", "--api", "jetstream-grpc", "--target", f"127.0.0.1:{grpc_port}", "--metrics", url,
+                 "--replica", str(replica), "--server-speed", str(SPEED), "--out", str(out),
+                 "--max-concurrency", "8", "--budget", "60s", "--json"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["slots"] == 8 and "metrics" in summary["slots_source"]
+    truth = replica_option(None, replica).roofline()
+    fitted = replica_option(None, out / "profile.yaml").roofline()
+    for context in (200, 2000, 6000):
+        assert fitted.decode_step_s(context) == pytest.approx(truth.decode_step_s(context), rel=0.03)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["profile_command", "register"]
 
-APIS = ("jetstream-http", "openai")
+APIS = ("jetstream-http", "jetstream-grpc", "openai")
 
 
 def profile_command(
@@ -53,6 +53,10 @@ def profile_command(
         int, typer.Option("--max-concurrency", help="Most requests in flight at once (the ceiling).")
     ] = 64,
     model: Annotated[str | None, typer.Option("--model", help="OpenAI API: the model name to send.")] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", help="The server's /metrics base URL where it is not --target (JetStream's 9100)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the fit as one JSON document on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -67,8 +71,13 @@ def profile_command(
 
     if api not in APIS:
         raise ConfigError(f"'--api' must be one of {', '.join(APIS)} (got {api!r})")
-    if not target.startswith(("http://", "https://")):
+    if api == "jetstream-grpc":
+        if "://" in target.removeprefix("grpc://") or ":" not in target.removeprefix("grpc://"):
+            raise ConfigError(f"'--target' for jetstream-grpc must be host:port or grpc://host:port (got {target!r})")
+    elif not target.startswith(("http://", "https://")):
         raise ConfigError(f"'--target' must be an http:// or https:// URL (got {target!r})")
+    if metrics is not None and not metrics.startswith(("http://", "https://")):
+        raise ConfigError(f"'--metrics' must be an http:// or https:// URL (got {metrics!r})")
     if not server_speed > 0 or server_speed != server_speed or server_speed == float("inf"):
         raise ConfigError(f"'--server-speed' must be a number > 0 (got {server_speed!r})")
     if max_concurrency < 1:
@@ -86,6 +95,7 @@ def profile_command(
         target=target.rstrip("/"), api=api, out=out, max_prompt_tokens=base.max_prefill_length,
         max_output_tokens=base.max_target_length - base.max_prefill_length, server_speed=server_speed,
         budget_s=budget_s, max_concurrency=max_concurrency, model=model,
+        metrics=metrics.rstrip("/") if metrics else None,
     )  # fmt: skip
     console = make_console(stderr=json_out)
     try:

@@ -4,6 +4,8 @@ The profiler assumes nothing of the server but its API:
 
 * ``jetstream-http``: ``POST /v1/generate`` with the prompt as ``token_content`` (so its length is exact);
   the answer streams JSON ``DecodeResponse`` messages, each listing its new ``tokenIds``.
+* ``jetstream-grpc``: ``jetstream_proto.Orchestrator/Decode`` with ``token_content``; one streamed
+  ``DecodeResponse`` per decode step (as JetStream sends them), each listing its new ``token_ids``.
 * ``openai``: ``POST /v1/completions`` streamed, the prompt as text of ``n`` words, with
   ``stream_options.include_usage`` so the last event says how many tokens the prompt and the answer had;
   ``ignore_eos`` (vLLM's extension) asks for the full ``max_tokens``, and is dropped for servers that
@@ -21,8 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+import grpc
 
 from jetscale.load.protocol import parse_sse_data
+from jetscale.server.proto import jetstream_pb2 as pb
+from jetscale.server.proto import jetstream_pb2_grpc as pb_grpc
 
 __all__ = ["Client", "RequestFailed", "Timeline"]
 
@@ -101,12 +106,16 @@ def _jetstream_count(message: dict[str, object]) -> int:
 class Client:
     """Timed requests to one server (``base`` URL) over one ``aiohttp`` session."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, base: str, api: str, model: str | None) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, *, base: str, api: str, model: str | None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:  # fmt: skip
         self._session = session
         self._base = base.rstrip("/")
         self._api = api
         self.model = model
         self.ignore_eos = True  # dropped once the server refuses it
+        self._stub = pb_grpc.OrchestratorStub(channel) if channel is not None else None  # type: ignore[no-untyped-call]
 
     async def request(
         self, prompt_tokens: int, max_tokens: int, *, seed: int = 0, on_first_token: Callable[[], None] | None = None
@@ -116,6 +125,8 @@ class Client:
         timeline = Timeline(sent_s=time.monotonic(), on_first_token=on_first_token)
         if self._api == "jetstream-http":
             return await self._jetstream(timeline, prompt_tokens, max_tokens, seed)
+        if self._api == "jetstream-grpc":
+            return await self._grpc(timeline, prompt_tokens, max_tokens, seed)
         try:
             return await self._openai(timeline, prompt_tokens, max_tokens, seed)
         except RequestFailed as failed:
@@ -143,6 +154,26 @@ class Client:
                         timeline.add(now, float(count))
         except aiohttp.ClientError as error:
             raise RequestFailed(f"{type(error).__name__}: {error}") from None
+        if not timeline.times_s:
+            raise RequestFailed("the stream ended without a token")
+        return timeline
+
+    async def _grpc(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, seed: int) -> Timeline:
+        assert self._stub is not None, "jetstream-grpc needs a channel"
+        ids = [3 + (seed * 7919 + k) % 997 for k in range(prompt_tokens)]
+        request = pb.DecodeRequest(max_tokens=max_tokens, token_content=pb.DecodeRequest.TokenContent(token_ids=ids))
+        timeline.prompt_tokens = prompt_tokens
+        count = 0
+        try:
+            async for message in self._stub.Decode(request):
+                added = sum(len(sample.token_ids) for sample in message.stream_content.samples)
+                if added:
+                    count += added
+                    timeline.add(time.monotonic() - timeline.sent_s, float(count))
+        except grpc.aio.AioRpcError as error:
+            unreachable = error.code() is grpc.StatusCode.UNAVAILABLE and count == 0
+            raise RequestFailed(f"gRPC {error.code().name}: {error.details()}",
+                                status=0 if unreachable else 1000 + error.code().value[0]) from None  # fmt: skip
         if not timeline.times_s:
             raise RequestFailed("the stream ended without a token")
         return timeline

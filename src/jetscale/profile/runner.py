@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import grpc
 
 from jetscale.engine.accelerator import PREFILL_BUCKETS
 from jetscale.errors import ConfigError
@@ -52,6 +53,7 @@ class ProfileOptions:
     samples: int = 5  # requests per prefill point (the least of them)
     error_burst: int = 3
     model: str | None = None
+    metrics: str | None = None  # base URL of the server's /metrics when it is not the target (gRPC)
 
 
 def plan_prompt_lengths(max_prompt_tokens: int) -> list[int]:
@@ -125,11 +127,14 @@ async def run_profile(
     run = _Run(options, points, say)
     lengths = plan_prompt_lengths(options.max_prompt_tokens)
     timeout = aiohttp.ClientTimeout(total=max(60.0, options.budget_s))
+    grpc_target = options.target.removeprefix("grpc://") if options.api == "jetstream-grpc" else None
+    channel = grpc.aio.insecure_channel(grpc_target) if grpc_target is not None else None
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
-        client = Client(session, base=options.target, api=options.api, model=options.model)
+        client = Client(session, base=options.target, api=options.api, model=options.model, channel=channel)
+        metrics_base = options.metrics or (None if grpc_target is not None else options.target)
         try:
             await _discover(run, session, client)
-            metrics = await MetricsReader.discover(session, options.target)
+            metrics = await MetricsReader.discover(session, metrics_base) if metrics_base is not None else None
             points.server["metrics"] = metrics.family if metrics is not None else "none"
             concurrencies = _doublings(options.max_concurrency)
             total(len(lengths) + 2 * len(concurrencies) + 2)
@@ -141,6 +146,8 @@ async def run_profile(
             say(f"stopped early: {stop}; what was measured is kept")
         finally:
             run.save()
+            if channel is not None:
+                await channel.close()
     return points
 
 
