@@ -38,11 +38,13 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--api", "grpc"], "'--api' must be one of jetstream-http, openai (got 'grpc')", id="api"),
+        pytest.param(["--api", "grpc"], "'--api' must be one of jetstream-http, jetstream-grpc, openai (got 'grpc')", id="api"),
         pytest.param(["--target", "127.0.0.1:9"], "'--target' must be an http:// or https:// URL", id="scheme"),
         pytest.param(["--server-speed", "0"], "'--server-speed' must be a number > 0 (got 0.0)", id="speed"),
         pytest.param(["--max-concurrency", "0"], "'--max-concurrency' must be an integer >= 1 (got 0)", id="ceiling"),
         pytest.param(["--budget", "soon"], "--budget", id="budget"),
+        pytest.param(["--api", "jetstream-grpc"], "'--target' for jetstream-grpc must be host:port", id="grpc-url"),
+        pytest.param(["--metrics", "9100"], "'--metrics' must be an http:// or https:// URL", id="metrics"),
         pytest.param(["--replica", "nowhere.yaml"], "'--preset' and '--replica' must not both be given", id="both"),
     ],
 )
