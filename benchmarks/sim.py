@@ -11,7 +11,11 @@ loop. Each configuration runs in its own process, so that its peak resident memo
   ReplicaEngines by a bare loop (no router, scrapes, statistics): the engine's own cost, the floor
   under the simulator; the difference between these two rows is the simulator's overhead.
 
-Prints a table; asserts nothing. Run: ``python benchmarks/sim.py [--hours H] [--mean-rps R] [--profile]``.
+``--client-timeout S`` gives the simulated runs clients that give up after S seconds (``jetscale simulate
+--client-timeout``): the cost of a deadline per request.
+
+Prints a table; asserts nothing. Run:
+``python benchmarks/sim.py [--hours H] [--mean-rps R] [--client-timeout S] [--profile]``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ CONFIGS = {
 }
 
 
-def _scenario(hours: float, mean_rps: float, router: str, records: bool, fixed: int = 0):  # type: ignore[no-untyped-def]
+def _scenario(  # type: ignore[no-untyped-def]
+    hours: float, mean_rps: float, router: str, records: bool, fixed: int = 0, timeout: float | None = None
+):
     from jetscale.cli.hpa import load_hpa_file
     from jetscale.engine.presets import resolve_preset
     from jetscale.load.arrivals import parse_shape
@@ -60,6 +66,7 @@ def _scenario(hours: float, mean_rps: float, router: str, records: bool, fixed: 
         router=router,
         slos=parse_slos("ttft_p95=2s,e2e_p99=30s"),
         records=records,
+        client_timeout_s=timeout,
         seed=1,
     )
 
@@ -88,7 +95,7 @@ def _engine_only(hours: float, mean_rps: float, replicas: int = 16) -> dict[str,
     return {"requests": n, "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
 
 
-def run_one(name: str, hours: float, mean_rps: float, profile: bool) -> dict[str, float]:
+def run_one(name: str, hours: float, mean_rps: float, profile: bool, timeout: float | None = None) -> dict[str, float]:
     config = CONFIGS[name]
     if config.get("engine_only"):
         out = _engine_only(hours, mean_rps)
@@ -96,7 +103,7 @@ def run_one(name: str, hours: float, mean_rps: float, profile: bool) -> dict[str
         from jetscale.sim.simulator import simulate
 
         scenario = _scenario(
-            hours, mean_rps, str(config["router"]), bool(config["records"]), int(config.get("fixed", 0))
+            hours, mean_rps, str(config["router"]), bool(config["records"]), int(config.get("fixed", 0)), timeout
         )
         profiler = cProfile.Profile() if profile else None
         wall, cpu = time.perf_counter(), time.process_time()
@@ -114,6 +121,7 @@ def run_one(name: str, hours: float, mean_rps: float, profile: bool) -> dict[str
             "replica_hours": result.replica_hours,
             "ttft_p99_s": result.ttft.p99_s,
             "scale_events": len(result.timeline.events),
+            "abandoned": result.counts.abandoned,
         }
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -124,14 +132,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--mean-rps", type=float, default=50.0)
     parser.add_argument("--profile", action="store_true", help="cProfile the round-robin run (slower)")
+    parser.add_argument("--client-timeout", type=float, default=None, help="clients give up after S seconds")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.hours, args.mean_rps, args.profile)))
+        print(json.dumps(run_one(args.one, args.hours, args.mean_rps, args.profile, args.client_timeout)))
         return 0
+    timeout = f", --client-timeout {args.client_timeout:g}s" if args.client_timeout is not None else ""
     table = Table(
         title=f"jetscale simulate: {args.hours:g} h diurnal at {args.mean_rps:g} req/s mean, "
-        "v5e-8/llama2-7b, backlog.yaml HPA, one process each"
+        f"v5e-8/llama2-7b, backlog.yaml HPA{timeout}, one process each"
     )
     for column in ("configuration", "requests", "wall s", "simulated req/s (wall)", "req/s (CPU)", "peak RSS MiB",
                    "events", "replica-h", "TTFT p99 s"):  # fmt: skip
@@ -149,6 +159,8 @@ def main(argv: list[str]) -> int:
         ]
         if args.profile and name == "round-robin":
             command.append("--profile")
+        if args.client_timeout is not None:
+            command += ["--client-timeout", str(args.client_timeout)]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         if done.stderr:
             sys.stderr.write(done.stderr)

@@ -14,7 +14,7 @@ from jetscale.load.stats import parse_slos
 from jetscale.load.trace import Trace
 from jetscale.load.workload import parse_workload
 from jetscale.sim.oracle import OracleSchedule, OracleWindow, _fewest, oracle_schedule, window_meets
-from jetscale.sim.result import RequestRecords
+from jetscale.sim.result import OUTCOMES, RequestRecords
 from jetscale.sim.scenario import ClosedTraffic, Delay, Scenario, Startup, TraceTraffic
 from jetscale.sim.simulator import simulate
 
@@ -47,6 +47,7 @@ def _records(ttft: list[float], rejected: list[bool]) -> RequestRecords:
         input_tokens=np.full(n, 10),
         output_tokens=np.full(n, 2),
         rejected=np.asarray(rejected),
+        outcome=np.where(rejected, OUTCOMES.index("shed:backlog_full"), 0).astype(np.int8),
     )
 
 

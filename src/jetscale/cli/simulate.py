@@ -95,6 +95,31 @@ def simulate_command(
     drain_after: Annotated[
         str, typer.Option("--drain-after", metavar="DURATION", help="Time for requests in flight at the end.")
     ] = "600s",
+    client_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--client-timeout",
+            metavar="DURATION",
+            help="Clients give up on a request not finished this long after it arrived: it is cancelled and "
+            "counted as abandoned (default: they wait).",
+        ),
+    ] = None,
+    max_queue_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--max-queue-wait",
+            metavar="DURATION",
+            help="Every replica sheds a request whose expected wait for its prefill is longer (queue_wait).",
+        ),
+    ] = None,
+    prefill_backlog_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--prefill-backlog-limit",
+            metavar="N",
+            help="Every replica sheds beyond N prompts waiting for prefill (backlog_full; default the replica's).",
+        ),
+    ] = None,
     prices: Annotated[Path | None, typer.Option("--prices", help="Price per chip-hour YAML.")] = None,
     oracle: Annotated[bool, typer.Option("--oracle/--no-oracle", help="Compute the oracle's cost.")] = True,
     oracle_window: Annotated[str, typer.Option("--oracle-window", metavar="DURATION")] = "300s",
@@ -131,10 +156,15 @@ def simulate_command(
     )  # fmt: skip
     parse_router(router)
     price_table = options.read_prices(prices)
+    timeout_s = options.duration_option(client_timeout, "--client-timeout")
     names = _unique([p.stem for p in paths])
     scenarios = [
         Scenario(
-            replica=options.replica_option(preset, replica, hpa=path),
+            replica=options.admission_option(
+                options.replica_option(preset, replica, hpa=path),
+                max_queue_wait=max_queue_wait,
+                prefill_backlog_limit=prefill_backlog_limit,
+            ),
             traffic=traffic,
             duration_s=duration_s,
             hpa=spec,
@@ -148,6 +178,7 @@ def simulate_command(
             slos=parse_slos(slo),
             seed=seed,
             records=records,
+            client_timeout_s=timeout_s,
             name=name,
         )
         for spec, name, path in zip(specs, names, paths, strict=True)
@@ -307,7 +338,8 @@ def _interrupted(
             summaries.append(replace(summary, duration_s=partial.duration_s, partial=True))
             lines.append(
                 f"{partial.name} stopped at {partial.duration_s:,.0f} of {simulator.scenario.duration_s:,.0f} "
-                f"simulated s ({partial.counts.arrived} requests arrived, {partial.counts.done} done)"
+                f"simulated s ({partial.counts.arrived} requests arrived, {partial.counts.done} done, "
+                f"{partial.counts.abandoned} abandoned)"
             )
         elif len(results) == len(scenarios):
             lines.append("the oracle did not finish")

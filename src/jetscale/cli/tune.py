@@ -135,6 +135,10 @@ def tune_command(
     duration: Annotated[str | None, typer.Option("--duration", metavar="DURATION", help="Traffic length.")] = None,
     max_requests: Annotated[str | None, typer.Option("--max-requests", metavar="N")] = None,
     seed: Annotated[int, typer.Option("--seed", help="First seed (run i uses seed + i).")] = 0,
+    client_timeout: Annotated[
+        str | None,
+        typer.Option("--client-timeout", metavar="DURATION", help="Clients give up (and cancel) after this long."),
+    ] = None,
     slo: Annotated[str, typer.Option("--slo", metavar="SPEC", help="e.g. ttft_p95=2s,e2e_p99=30s.")] = (
         "ttft_p95=2s,e2e_p99=30s"
     ),
@@ -211,6 +215,7 @@ def tune_command(
         scrape_interval_s=options.duration_option(scrape_interval, "--scrape-interval") or 15.0,
         controller=options.controller_config(sync_period, tolerance),
         seed=seed,
+        client_timeout_s=options.duration_option(client_timeout, "--client-timeout"),
     )
     config = TuneConfig(
         replica=options.replica_option(preset, replica),

@@ -4,7 +4,8 @@ through their lives (``jetscale.sim.fleet``) and keeps the router's set of ready
 Scale-up creates pods at once; each then waits its own start-up delays, drawn from the seed in creation
 order (provisioning, pull, model load, readiness). Scale-down deletes the pods a ReplicaSet would
 (``scale_down_order``): one not yet ready is gone at once; a ready one leaves the router, finishes its
-requests in flight, then is gone (its engine events are scheduled so the moment is exact).
+requests in flight, then is gone (its engine events are scheduled so the moment is exact; a request
+its client abandons counts as ended when it is cancelled).
 """
 
 from __future__ import annotations
@@ -176,6 +177,12 @@ class Deployment:
         if replica.wake_s != now or replica.state is ReplicaState.GONE:
             return  # superseded by an earlier event, or the replica is gone
         replica.wake_s = math.inf
+        self.settle(replica, now, keep_watching=keep_watching)
+
+    def settle(self, replica: Replica, now: float, *, keep_watching: bool) -> None:
+        """Collect what the replica's engine finished by ``now`` and queue its next event if it is watched
+        (or draining: it is gone when its last request ends). After an engine event, and after a request
+        was cancelled (its next event may be earlier, and it may have been a draining replica's last)."""
         engine = replica.engine
         assert engine is not None
         done = engine.advance(now)[1]

@@ -26,6 +26,7 @@ from jetscale.units import parse_duration_s
 __all__ = [
     "DEFAULT_PRESET",
     "DEFAULT_PRICES_FILE",
+    "admission_option",
     "build_traffic",
     "controller_config",
     "duration_option",
@@ -190,6 +191,21 @@ def replica_option(preset: str | None, replica_file: Path | None, *, hpa: Path |
     except ConfigError as exc:
         raise ConfigError(f"'--replica' {replica_file}: {exc}") from None
     return config if config.name else replace(config, name=replica_file.stem)
+
+
+def admission_option(
+    config: ReplicaConfig, *, max_queue_wait: str | None, prefill_backlog_limit: str | None
+) -> ReplicaConfig:
+    """``--max-queue-wait D`` (the engine's ``max_queue_wait_s``: shed a request whose expected wait for its
+    prefill is longer) and ``--prefill-backlog-limit N`` (``prefill_backlog_limit``: shed beyond N queued
+    prompts) over every replica of ``config``; what is not given stays as the replica shape has it."""
+    wait_s = duration_option(max_queue_wait, "--max-queue-wait")
+    if wait_s is not None:
+        config = replace(config, max_queue_wait_s=wait_s)
+    limit = positive_int(prefill_backlog_limit, "--prefill-backlog-limit")
+    if limit is not None:
+        config = replace(config, prefill_backlog_limit=limit)
+    return config
 
 
 def controller_config(sync_period: str, tolerance: str | None) -> ControllerConfig:

@@ -7,8 +7,8 @@ Method. The run is cut into windows of ``window_s`` (default 300 s). For window 
    batches in the replicas when the window starts) and replay them on a fixed fleet of n ready
    replicas behind the same router, with the same engine model (``Simulator`` without an HPA).
 2. The window meets the SLOs when, for every SLO, its percentile over the requests that *arrived in the
-   window* is within the target (a refused request counts as infinitely slow; each request runs to
-   its end even after the window closes).
+   window* is within the target (a refused or abandoned request counts as infinitely slow; each request
+   runs to its end, or to its client's timeout, even after the window closes).
 3. n_k is the fewest replicas that meet them, found by a search started from the previous window's
    answer scaled by the change in arrivals (assumes more replicas never make latency worse); at most
    ``max_replicas`` (a window that cannot be met there is marked infeasible and gets the maximum).
@@ -85,7 +85,8 @@ class OracleSchedule:
 
 
 def _values(records: RequestRecords, metric: Metric, keep: np.ndarray) -> np.ndarray:
-    ok = keep & ~records.rejected
+    completed = records.completed
+    ok = keep & completed
     if metric is Metric.TTFT:
         v = records.first_token_s - records.arrival_s
     elif metric is Metric.E2E:
@@ -95,13 +96,14 @@ def _values(records: RequestRecords, metric: Metric, keep: np.ndarray) -> np.nda
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.where(rest > 0, (records.end_s - records.first_token_s) / np.maximum(rest, 1), np.nan)
     kept = v[ok]
-    refused = np.full(int(np.count_nonzero(keep & records.rejected)), np.inf)
-    result: np.ndarray = np.concatenate([kept[np.isfinite(kept)], refused])
+    failed = np.full(int(np.count_nonzero(keep & ~completed)), np.inf)  # refused or abandoned
+    result: np.ndarray = np.concatenate([kept[np.isfinite(kept)], failed])
     return result
 
 
 def window_meets(records: RequestRecords, slos: tuple[Slo, ...], start_s: float, end_s: float) -> bool:
-    """Do the requests that arrived in [start_s, end_s) meet every SLO? (refusals count as infinite)."""
+    """Do the requests that arrived in [start_s, end_s) meet every SLO? (refused and abandoned requests
+    count as infinite)."""
     keep = (records.arrival_s >= start_s) & (records.arrival_s < end_s)
     for slo in slos:
         values = _values(records, slo.metric, keep)
@@ -223,4 +225,5 @@ def _fixed_fleet(scenario: Scenario, config: ReplicaConfig, trace: Trace, replic
         scrape_interval_s=max(duration_s, 1.0),
         drain_after_s=3600.0,
         records=True,
+        client_timeout_s=scenario.client_timeout_s,
     )

@@ -4,8 +4,9 @@ One run's directory: ``report.html`` (``jetscale.report.timeline.write_report``:
 live fleet's), ``timeline.csv``, ``timeline.png``, ``summary.json``, ``latency_per_minute.csv``,
 ``metrics.csv`` (fleet average of every metric scraped), ``hpa_syncs.csv`` (every reconcile),
 ``replicas.csv`` (each replica's life), ``oracle.csv`` (the oracle's schedule) and, with ``--records``,
-``requests.csv``. A comparison adds ``compare.json``, ``compare.png`` (replicas over time, one line per
-manifest, the oracle dashed) and ``compare.html``.
+``requests.csv`` (one row per request, its ``outcome`` one of ``jetscale.sim.result.OUTCOMES``). A
+comparison adds ``compare.json``, ``compare.png`` (replicas over time, one line per manifest, the oracle
+dashed) and ``compare.html``.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def write_comparison(
     (out_dir / "compare.json").write_text(dumps([s.to_dict() for s in summaries]), encoding="utf-8")
     png = _overlay(results, oracle, out_dir / "compare.png")
     header = ["run", "replica-hours", "cost", "cost / oracle", "SLOs (share of requests within)", "attainment",
-              "TTFT p99 (s)", "E2E p99 (s)", "refused", "scale up / down", "report"]  # fmt: skip
+              "TTFT p99 (s)", "E2E p99 (s)", "refused", "abandoned", "scale up / down", "report"]  # fmt: skip
     body = []
     for s in summaries:
         money = f"{s.cost.currency} {s.cost.money:,.2f}" if s.cost.money is not None else "-"
@@ -106,7 +107,7 @@ def write_comparison(
         ratio = f"{s.cost_ratio:.2f}x" if math.isfinite(s.cost_ratio) else "-"
         attained = f"{s.attainment:.4f}" if math.isfinite(s.attainment) else "-"
         cells = [s.name, f"{s.cost.replica_hours:,.2f}", money, ratio, slos or "-", attained,
-                 f"{s.ttft.p99_s:.3f}", f"{s.e2e.p99_s:.3f}", str(s.counts.rejected),
+                 f"{s.ttft.p99_s:.3f}", f"{s.e2e.p99_s:.3f}", str(s.counts.rejected), str(s.counts.abandoned),
                  f"{s.scale_ups} / {s.scale_downs}"]  # fmt: skip
         link = f'<a href="{html.escape(s.name)}/report.html">report</a>'
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + f"<td>{link}</td></tr>")

@@ -1,10 +1,12 @@
-"""Where finished and refused requests go: streaming latency statistics, SLO counts, per-window and
-per-minute percentiles, and (only when asked) one row per request.
+"""Where finished, refused and abandoned requests go: streaming latency statistics, SLO counts,
+per-window and per-minute percentiles, and (only when asked) one row per request.
 
 The simulator's hot path only appends: ``done`` gets each batch of ``Completion`` objects an engine
 returns (and, when records are kept, ``done_replica`` the replica index of each). ``flush`` turns the
 pending batch into arrays once per timeline sample, so every per-request computation runs in numpy.
-Memory is bounded by one window of requests unless records are kept.
+Memory is bounded by one window of requests unless records are kept. Refused and abandoned requests
+are counted by reason and stage (``jetscale.sim.result``: the outcomes) and count as infinitely slow
+for the SLOs: they got no answer.
 """
 
 from __future__ import annotations
@@ -13,14 +15,24 @@ import math
 
 import numpy as np
 
-from jetscale.engine.api import Completion
+from jetscale.engine.api import Completion, Stage
 from jetscale.load.stats import Metric, Slo
 from jetscale.sim.latency import CompletionArrays, LatencyStats, LogHistogram, completion_arrays, window_percentiles
-from jetscale.sim.result import MinuteRow, RequestRecords, SloOutcome
+from jetscale.sim.result import (
+    ABANDONED_STAGES,
+    OUTCOMES,
+    SHED_REASONS,
+    STAGE_GROUP,
+    MinuteRow,
+    RequestRecords,
+    SloOutcome,
+)
 
 __all__ = ["Recorder"]
 
 _WINDOW_PCTS = (50.0, 95.0, 99.0)
+_SHED_CODE = {reason: OUTCOMES.index(f"shed:{reason}") for reason in SHED_REASONS}
+_ABANDONED_CODE = {stage: OUTCOMES.index(f"abandoned:{group}") for stage, group in STAGE_GROUP.items()}
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -37,24 +49,41 @@ class Recorder:
         self.done_replica: list[int] = []
         self.finished = 0
         self.rejected = 0
+        self.abandoned = 0
+        self.rejected_by_reason = dict.fromkeys(SHED_REASONS, 0)
+        self.abandoned_by_stage = dict.fromkeys(ABANDONED_STAGES, 0)
         self._hist = {m: LogHistogram() for m in Metric}
         self._within = [0] * len(slos)
         self._window: dict[Metric, list[np.ndarray]] = {m: [] for m in Metric}
         self._minute: dict[Metric, list[np.ndarray]] = {m: [] for m in Metric}
         self._minute_finished = 0
         self._minute_rejected = 0
+        self._minute_abandoned = 0
         self._minutes_met = [0] * len(slos)
         self._minutes_total = [0] * len(slos)
         self._records: list[CompletionArrays] = []
         self._record_replicas: list[np.ndarray] = []
-        self._rejects: list[tuple[int, float, int, int]] = []
+        # requests that did not complete: (id, replica, arrival, input tokens, output tokens, outcome code)
+        self._failed: list[tuple[int, int, float, int, int, int]] = []
 
     # --- the hot path's entry points --------------------------------------------------------------------
-    def reject(self, request_id: int, arrival_s: float, input_tokens: int, output_tokens: int) -> None:
+    def reject(self, request_id: int, arrival_s: float, input_tokens: int, output_tokens: int, reason: str) -> None:
+        """A request shed at admission, for ``reason`` (one of ``SHED_REASONS``)."""
         self.rejected += 1
+        self.rejected_by_reason[reason] += 1
         self._minute_rejected += 1
         if self.keep_records:
-            self._rejects.append((request_id, arrival_s, input_tokens, output_tokens))
+            self._failed.append((request_id, -1, arrival_s, input_tokens, output_tokens, _SHED_CODE[reason]))
+
+    def abandon(
+        self, request_id: int, replica: int, arrival_s: float, input_tokens: int, output_tokens: int, stage: Stage
+    ) -> None:
+        """A request whose client gave up, cancelled in ``replica``'s engine from ``stage``."""
+        self.abandoned += 1
+        self.abandoned_by_stage[STAGE_GROUP[stage]] += 1
+        self._minute_abandoned += 1
+        if self.keep_records:
+            self._failed.append((request_id, replica, arrival_s, input_tokens, output_tokens, _ABANDONED_CODE[stage]))
 
     def flush(self) -> None:
         """Fold the pending completions into the statistics."""
@@ -104,6 +133,7 @@ class Recorder:
             start_s=start_s,
             finished=self._minute_finished,
             rejected=self._minute_rejected,
+            abandoned=self._minute_abandoned,
             ttft_p50_s=ttft[0],
             ttft_p95_s=ttft[1],
             ttft_p99_s=ttft[2],
@@ -114,7 +144,7 @@ class Recorder:
             tpot_p99_s=tpot[1],
         )
         self._minute = {m: [] for m in Metric}
-        self._minute_finished = self._minute_rejected = 0
+        self._minute_finished = self._minute_rejected = self._minute_abandoned = 0
         return row
 
     # --- the end ----------------------------------------------------------------------------------------
@@ -122,10 +152,11 @@ class Recorder:
         return self._hist[metric].stats()
 
     def slo_outcomes(self) -> tuple[SloOutcome, ...]:
-        total = self.finished + self.rejected
+        failed = self.rejected + self.abandoned
+        total = self.finished + failed
         out = []
         for i, slo in enumerate(self.slos):
-            observed = self._hist[slo.metric].quantile(slo.percentile / 100.0, infinite=self.rejected)
+            observed = self._hist[slo.metric].quantile(slo.percentile / 100.0, infinite=failed)
             out.append(
                 SloOutcome(
                     label=slo.label,
@@ -144,22 +175,24 @@ class Recorder:
     def records(self) -> RequestRecords | None:
         if not self.keep_records:
             return None
-        rejects = self._rejects
-        nan = np.full(len(rejects), math.nan)
+        failed = self._failed
+        nan = np.full(len(failed), math.nan)
         parts = self._records
+        completed = sum(len(b) for b in parts)
+
+        def column(k: int, dtype: type) -> np.ndarray:
+            return np.asarray([row[k] for row in failed], dtype=dtype)
+
+        outcome = column(5, np.int8)
+        shed = np.isin(outcome, list(_SHED_CODE.values()))
         return RequestRecords(
-            request_id=np.concatenate([*(b.request_id for b in parts), np.asarray([r[0] for r in rejects], np.int64)]),
-            replica=np.concatenate([*self._record_replicas, np.full(len(rejects), -1, dtype=np.int64)]),
-            arrival_s=np.concatenate([*(b.arrival_s for b in parts), np.asarray([r[1] for r in rejects], float)]),
+            request_id=np.concatenate([*(b.request_id for b in parts), column(0, np.int64)]),
+            replica=np.concatenate([*self._record_replicas, column(1, np.int64)]),
+            arrival_s=np.concatenate([*(b.arrival_s for b in parts), column(2, float)]),
             first_token_s=np.concatenate([*(b.first_token_s for b in parts), nan]),
             end_s=np.concatenate([*(b.end_s for b in parts), nan]),
-            input_tokens=np.concatenate(
-                [*(b.input_tokens for b in parts), np.asarray([r[2] for r in rejects], np.int64)]
-            ),
-            output_tokens=np.concatenate(
-                [*(b.output_tokens for b in parts), np.asarray([r[3] for r in rejects], np.int64)]
-            ),
-            rejected=np.concatenate(
-                [np.zeros(sum(len(b) for b in parts), dtype=bool), np.ones(len(rejects), dtype=bool)]
-            ),
+            input_tokens=np.concatenate([*(b.input_tokens for b in parts), column(3, np.int64)]),
+            output_tokens=np.concatenate([*(b.output_tokens for b in parts), column(4, np.int64)]),
+            rejected=np.concatenate([np.zeros(completed, dtype=bool), shed]),
+            outcome=np.concatenate([np.zeros(completed, dtype=np.int8), outcome]),
         )

@@ -1,5 +1,12 @@
 """What a simulation returns: the timeline, per-minute latency, every HPA sync, every replica's life,
-request counts, latency and SLO outcomes, and (when asked) one row per request."""
+request counts, latency and SLO outcomes, and (when asked) one row per request.
+
+A request that arrived has one outcome: **completed**; **shed** (refused at admission: ``backlog_full``
+and ``queue_wait`` are the engine's reasons, ``not_ready`` means no replica was ready to route it to);
+**abandoned** (its client gave up, ``Scenario.client_timeout_s``, and it was cancelled in its engine,
+counted by the stage it left: ``backlog`` the prefill backlog, ``prefill_transfer`` its prefill or the
+transfer and generate backlogs after it, ``decode`` a decode slot); or still in flight when the run ended.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jetscale.engine.api import Shed, Stage
 from jetscale.report.timeline import Timeline
 from jetscale.sim.latency import LatencyStats
 
 __all__ = [
+    "ABANDONED_STAGES",
+    "NOT_READY",
+    "OUTCOMES",
+    "SHED_REASONS",
+    "STAGE_GROUP",
     "MinuteRow",
     "ReplicaSpan",
     "RequestCounts",
@@ -21,6 +34,19 @@ __all__ = [
     "SyncRow",
 ]
 
+NOT_READY = "not_ready"  # shed by the router: no replica was ready
+SHED_REASONS = (Shed.BACKLOG_FULL.value, Shed.QUEUE_WAIT.value, NOT_READY)
+ABANDONED_STAGES = ("backlog", "prefill_transfer", "decode")
+STAGE_GROUP = {  # the engine's stage a cancelled request left -> the stage it is counted under
+    Stage.PREFILL_BACKLOG: "backlog",
+    Stage.PREFILL: "prefill_transfer",
+    Stage.TRANSFER_BACKLOG: "prefill_transfer",
+    Stage.GENERATE_BACKLOG: "prefill_transfer",
+    Stage.DECODE: "decode",
+}
+# ``RequestRecords.outcome`` codes index this; requests.csv writes the names
+OUTCOMES = ("completed", *(f"shed:{r}" for r in SHED_REASONS), *(f"abandoned:{s}" for s in ABANDONED_STAGES))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MinuteRow:
@@ -29,6 +55,7 @@ class MinuteRow:
     start_s: float
     finished: int
     rejected: int
+    abandoned: int
     ttft_p50_s: float
     ttft_p95_s: float
     ttft_p99_s: float
@@ -69,21 +96,28 @@ class ReplicaSpan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestCounts:
-    """``arrived == done + in_flight + rejected`` always holds."""
+    """``arrived == done + rejected + abandoned + in_flight`` always holds (module docstring: the outcomes).
+    ``rejected`` are the requests shed, by reason in ``rejected_by_reason`` (every one of
+    ``SHED_REASONS``); ``abandoned`` those whose client gave up, by stage in ``abandoned_by_stage`` (every
+    one of ``ABANDONED_STAGES``)."""
 
     arrived: int
     done: int
     rejected: int
     in_flight: int
+    abandoned: int
+    rejected_by_reason: dict[str, int]
+    abandoned_by_stage: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SloOutcome:
-    """``observed_s``: the percentile over the requests that finished or were refused, a refusal counting
-    as infinitely slow; ``met`` when it is within the target. ``share_within``: the share of those requests
-    within the target, as ``jetscale load`` counts it. ``minutes_met``: minutes whose percentile met it,
-    of ``minutes_total`` with a finished request; ``minute_attainment`` is their share (docs/simulate.md:
-    *attainment* always means a share of minutes, as ``jetscale tune --attainment`` does)."""
+    """``observed_s``: the percentile over the requests that finished, were refused or were abandoned, a
+    refused or abandoned request counting as infinitely slow; ``met`` when it is within the target.
+    ``share_within``: the share of those requests within the target, as ``jetscale load`` counts it.
+    ``minutes_met``: minutes whose percentile met it, of ``minutes_total`` with a finished request;
+    ``minute_attainment`` is their share (docs/simulate.md: *attainment* always means a share of minutes,
+    as ``jetscale tune --attainment`` does)."""
 
     label: str
     metric: str
@@ -103,8 +137,9 @@ class SloOutcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class RequestRecords:
-    """One row per request that finished or was refused, in no particular order; ``replica`` is -1 and
-    the times NaN for a refused request."""
+    """One row per request that finished, was refused or was abandoned, in no particular order.
+    ``outcome``: an index into ``OUTCOMES``; ``rejected``: shed. The times are NaN for a request that did
+    not complete, and ``replica`` is -1 for a refused one (an abandoned one keeps the replica it left)."""
 
     request_id: np.ndarray
     replica: np.ndarray
@@ -114,6 +149,7 @@ class RequestRecords:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     rejected: np.ndarray
+    outcome: np.ndarray
 
     def __len__(self) -> int:
         return len(self.request_id)
@@ -122,12 +158,19 @@ class RequestRecords:
         order = np.argsort(self.request_id, kind="stable")
         return RequestRecords(**{name: getattr(self, name)[order] for name in _RECORD_FIELDS})
 
+    @property
+    def completed(self) -> np.ndarray:
+        """True for the rows of requests that completed."""
+        done: np.ndarray = self.outcome == 0
+        return done
+
     def to_csv(self) -> str:
-        rows = ["request_id,replica,arrival_s,first_token_s,end_s,input_tokens,output_tokens,rejected"]
+        rows = ["request_id,replica,arrival_s,first_token_s,end_s,input_tokens,output_tokens,rejected,outcome"]
         for i in range(len(self)):
             rows.append(
                 f"{self.request_id[i]},{self.replica[i]},{self.arrival_s[i]:.6f},{self.first_token_s[i]:.6f},"
-                f"{self.end_s[i]:.6f},{self.input_tokens[i]},{self.output_tokens[i]},{int(self.rejected[i])}"
+                f"{self.end_s[i]:.6f},{self.input_tokens[i]},{self.output_tokens[i]},{int(self.rejected[i])},"
+                f"{OUTCOMES[self.outcome[i]]}"
             )
         return "\n".join(rows) + "\n"
 
@@ -141,6 +184,7 @@ _RECORD_FIELDS = (
     "input_tokens",
     "output_tokens",
     "rejected",
+    "outcome",
 )
 
 
@@ -186,8 +230,10 @@ class SimResult:
     @property
     def attainment(self) -> float:
         """The run's attainment, as ``jetscale tune`` scores it: the worst SLO's share of minutes met, and
-        no more than the share of requests served (a run that refused 5 % cannot attain more than 0.95)."""
-        served = 1.0 - self.counts.rejected / self.counts.arrived if self.counts.arrived else 1.0
+        no more than the share of requests served (a run that refused or abandoned 5 % cannot attain more
+        than 0.95)."""
+        c = self.counts
+        served = 1.0 - (c.rejected + c.abandoned) / c.arrived if c.arrived else 1.0
         return min([*(s.minute_attainment for s in self.slos), served])
 
     def replicas_at(self, t_s: float) -> int:

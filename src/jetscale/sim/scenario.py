@@ -9,6 +9,10 @@ the simulator draws sizes a chunk at a time to bound its memory). A trace is rep
 loop draws sizes in send order, 4096 at a time, and each user's think times from its own generator, as
 the load generator does.
 
+Clients: with ``client_timeout_s`` a client gives up on a request that has not finished that long after
+it arrived, and the request is cancelled in its engine as the live server cancels a request whose
+client hung up (``jetscale.sim.simulator``).
+
 Start-up: a new replica (pod) waits for a node (``provision``), pulls its image (``pull``), loads the
 model (``load``; by default the preset's ``model_load_s``) and passes its readiness probe (``ready``).
 Each is a ``Delay``, fixed or drawn per replica from the scenario's seed.
@@ -264,6 +268,8 @@ class Scenario:
     slos: tuple[Slo, ...] = ()
     seed: int = 0  # of the start-up delays (traffic carries its own)
     records: bool = False  # keep one row per request
+    # a client gives up on a request not finished this long after it arrived; None: clients wait forever
+    client_timeout_s: float | None = None
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -277,6 +283,10 @@ class Scenario:
             raise ConfigError(f"'drain_after_s' must be >= 0 (got {self.drain_after_s})")
         if not self.controller.sync_period_s > 0:
             raise ConfigError(f"'sync_period_s' must be > 0 (got {self.controller.sync_period_s})")
+        timeout = self.client_timeout_s
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not 0.0 < timeout < math.inf):  # fmt: skip
+            raise ConfigError(f"'client_timeout_s' must be a number of seconds > 0 (got {timeout!r})")
         n = self.initial_replicas
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ConfigError(f"'initial_replicas' must be an integer >= 0 (got {n!r})")

@@ -6,8 +6,14 @@ Events (``jetscale.sim.clock``), at each instant in this order:
 * **engine**: a replica's next first token or completion (``ReplicaEngine.next_event_time``);
 * **lifecycle**: a new replica got a node, started its container (the engine begins loading the model),
   or passed its readiness probe (it joins the router);
+* **client timeout** (with ``Scenario.client_timeout_s``): the client of a request not finished by its
+  deadline (arrival + timeout) gives up, and the request is cancelled in its engine as the live server
+  cancels it when a client hangs up: it leaves the prefill backlog at once, or its decode slot at the
+  next step (``ReplicaEngine.cancel``). A client gives up before every other event of its instant; the
+  engine's own events up to that instant run first (inside ``cancel``), so a request that ends exactly
+  at its deadline has finished;
 * **arrival**: a request is routed to a ready replica and submitted; refused when none is ready or the
-  replica's prefill backlog is full;
+  replica refuses it (its prefill backlog is full, or its expected wait is over ``max_queue_wait_s``);
 * **scrape** (every ``scrape_interval_s``): every loaded replica's gauges, visible to the HPA after
   ``metrics_lag_s``;
 * **sync** (every ``sync_period_s``): one ``HorizontalController.step`` on the pods and readings as
@@ -22,6 +28,12 @@ completions something waits for: a draining replica (to know when it is gone), e
 least-outstanding routing (the counts must be current at each arrival) and in a closed loop (a user
 sends again when its request ends). Other replicas are advanced at each scrape, sample and minute,
 which returns the same completions with the same timestamps at a fraction of the cost.
+
+Client deadlines are not pushed on the heap either: requests are submitted in time order, so their
+deadlines (arrival + one timeout) are too, and a deque of them is merged with the heap and the arrivals
+as the arrivals are. A deadline is taken before anything that could run an engine past it, so the
+cancel sees the engine exactly as it was at the deadline; a request that finished earlier costs one
+``cancel`` that finds nothing to do.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from jetscale.engine.api import Completion
+from jetscale.engine.api import Completion, Stage
 from jetscale.hpa.controller import Decision, HorizontalController, Observation
 from jetscale.load.config import streams
 from jetscale.load.stats import Metric
@@ -44,7 +56,7 @@ from jetscale.sim.deployment import Deployment
 from jetscale.sim.fleet import Replica, ReplicaState, Router, RouterPolicy, make_request, parse_router
 from jetscale.sim.observe import Scrape, fleet_average, metric_names, readings, scrape
 from jetscale.sim.recorder import Recorder
-from jetscale.sim.result import MinuteRow, RequestCounts, SimResult, SyncRow
+from jetscale.sim.result import NOT_READY, MinuteRow, RequestCounts, SimResult, SyncRow
 from jetscale.sim.scenario import CLOSED_SIZE_CHUNK, ArrivalChunk, ClosedTraffic, Scenario
 from jetscale.sim.signals import HBM_USAGE, PREFILL_BACKLOG, SLOTS_USED
 
@@ -59,6 +71,7 @@ _ENGINE, _READY, _SCRAPE, _SYNC, _SAMPLE, _MINUTE, _USER = (
 )  # fmt: skip
 _TIMELINE_COLUMNS = {PREFILL_BACKLOG: "prefill_backlog", SLOTS_USED: "slots_used", HBM_USAGE: "hbm_usage"}
 _INF = math.inf
+_Deadline = tuple[float, int, Replica, float, int, int]  # (deadline, request id, replica, arrival, in, out)
 _SLICE = 1 << 16  # arrivals turned into Python lists at a time
 _GC_GEN0 = 50_000  # allocations between collections of the youngest generation during a run
 
@@ -110,6 +123,9 @@ class Simulator:
         self._latest: Scrape | None = None
         self.arrived = 0
         self.submitted = 0
+        self._timeout = sc.client_timeout_s
+        self._deadlines: deque[_Deadline] = deque()  # of the requests submitted, in submission (= time) order
+        self._horizon = sc.duration_s + sc.drain_after_s  # deadlines later than this are never reached
         self._sampled_arrivals = 0
         self._minute_start = 0.0
         self.events = 0
@@ -169,9 +185,15 @@ class Simulator:
     def _arrivals(self, chunk: ArrivalChunk) -> None:
         """The open loop's hot path: merge the chunk's arrivals with the event queue (as Python lists, a
         slice at a time: numbers are faster to read from a list, and a slice bounds the memory). Without
-        engine events to schedule, routing and submitting are inlined (``_arrive`` does the same)."""
+        engine events to schedule, routing and submitting are inlined (``_arrive`` does the same), and so is
+        the merge with the client deadlines that come before any event."""
         q = self.q
-        next_t = q.peek()[0]
+        deadlines = self._deadlines
+        timeout = self._timeout
+        horizon = self._horizon
+        give_up = self._give_up
+        heap_t = q.peek()[0]  # no event on the heap is earlier (if one is later, _run_events finds nothing)
+        next_t = deadlines[0][0] if deadlines and deadlines[0][0] < heap_t else heap_t
         arrive, pick, reject = self._arrive, self.router.pick, self.recorder.reject
         lean = not self._watch_all
         rid = chunk.first_id
@@ -184,49 +206,74 @@ class Simulator:
                 t = times[j]
                 if t >= next_t:
                     self.arrived = rid
-                    self._run_events(t, Priority.ARRIVAL)
-                    next_t = q.peek()[0]
+                    while deadlines and deadlines[0][0] <= t and deadlines[0][0] <= heap_t:
+                        if give_up(deadlines.popleft()):
+                            heap_t = q.peek()[0]
+                    if heap_t <= t:
+                        self._run_events(t, Priority.ARRIVAL)
+                        heap_t = q.peek()[0]
+                    next_t = deadlines[0][0] if deadlines and deadlines[0][0] < heap_t else heap_t
                 if lean:
                     replica = pick()
-                    if replica is None or not replica.engine.submit(  # type: ignore[union-attr]
-                        make_request(rid, inputs[j], outputs[j], t), t
-                    ):
-                        reject(rid, t, inputs[j], outputs[j])
+                    if replica is None:
+                        reject(rid, t, inputs[j], outputs[j], NOT_READY)
                         refused += 1
+                    elif not replica.engine.submit(make_request(rid, inputs[j], outputs[j], t), t):  # type: ignore[union-attr]
+                        reject(rid, t, inputs[j], outputs[j], _shed_reason(replica))
+                        refused += 1
+                    elif timeout is not None and t + timeout <= horizon:
+                        deadline = t + timeout
+                        deadlines.append((deadline, rid, replica, t, inputs[j], outputs[j]))
+                        if deadline < next_t:
+                            next_t = deadline
                 else:
                     wake = arrive(rid, inputs[j], outputs[j], t)
-                    if wake < next_t:
-                        next_t = wake
+                    if wake < heap_t:
+                        heap_t = wake  # perhaps a deadline, not an event: then _run_events finds nothing
+                        if wake < next_t:
+                            next_t = wake
                 rid += 1
             if lean:
                 self.submitted += len(times) - refused
         self.arrived = rid
 
     def _arrive(self, rid: int, n_in: int, n_out: int, t: float) -> float:
-        """Route and submit one request; returns the time of an engine event it scheduled (else inf)."""
+        """Route and submit one request; returns the earliest time of what it scheduled (an engine event,
+        its client's deadline), else inf."""
         replica = self.router.pick()
         if replica is None:
-            self.recorder.reject(rid, t, n_in, n_out)
+            self.recorder.reject(rid, t, n_in, n_out, NOT_READY)
             return _INF
         engine = replica.engine
         assert engine is not None
         if not engine.submit(make_request(rid, n_in, n_out, t), t):
-            self.recorder.reject(rid, t, n_in, n_out)
+            self.recorder.reject(rid, t, n_in, n_out, _shed_reason(replica))
             return _INF
         self.submitted += 1
+        wake = _INF
+        if self._timeout is not None and t + self._timeout <= self._horizon:
+            wake = t + self._timeout
+            self._deadlines.append((wake, rid, replica, t, n_in, n_out))
         if not self._watch_all:
-            return _INF
+            return wake
         self.router.started(replica)
         nxt = engine.next_event_time()
-        if nxt is not None and self.deployment.watch(replica, nxt):
+        if nxt is not None and self.deployment.watch(replica, nxt) and nxt < wake:
             return nxt
-        return _INF
+        return wake
 
     def _run_events(self, t: float, before: int) -> None:
-        """Handle every event earlier than (t, before)."""
+        """Handle every event earlier than (t, before), and every client deadline up to t, in time order
+        (a deadline before the events of its instant)."""
         q = self.q
+        deadlines = self._deadlines
         while True:
             when, priority = q.peek()
+            if deadlines:
+                due = deadlines[0][0]
+                if due <= when and due <= t:
+                    self._give_up(deadlines.popleft())
+                    continue
             if when > t or (when == t and priority >= before):
                 return
             now, _, kind, payload = q.pop()
@@ -247,10 +294,37 @@ class Simulator:
                 self._minute(now)
 
     def _tail(self, limit_s: float) -> None:
-        """After the run: let the requests in flight finish until ``limit_s``; no one sends or scales."""
+        """After the run: let the requests in flight finish until ``limit_s`` (their clients still give up
+        at their deadlines); no one sends or scales."""
         self._send_again = False
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= limit_s:
+            self._give_up(deadlines.popleft())
         self.deployment.advance_all(limit_s)
         self.recorder.flush()
+
+    def _give_up(self, deadline: _Deadline) -> bool:
+        """The client of a request gives up at its deadline: cancel the request unless it has finished.
+        True when an event may have been queued."""
+        now, rid, replica, arrival_s, n_in, n_out = deadline
+        engine = replica.engine
+        if engine is None:
+            return False  # the replica is gone, so every request it took has finished
+        stage: Stage | None = engine.cancel(rid, now)
+        if stage is None:
+            return False  # it finished by now (its completion is collected as any other)
+        self.recorder.abandon(rid, replica.index, arrival_s, n_in, n_out, stage)
+        if self._watch_all:
+            self.router.finished(replica)
+        if self._closed:
+            user = self._user_of.pop(rid)
+            if self._send_again:
+                self._user_later(user, now)
+        watched = self._watch_all or replica.state is ReplicaState.DRAINING
+        if watched:
+            # its next event may be earlier now (a freed slot), and a draining replica may be done
+            self.deployment.settle(replica, now, keep_watching=self._watch_all)
+        return watched or self._closed
 
     # --- engines ------------------------------------------------------------------------------------------
     def _finished(self, replica: Replica, done: Sequence[Completion], now: float) -> None:
@@ -399,7 +473,7 @@ class Simulator:
     def _result(self, wall_s: float) -> SimResult:
         sc = self.scenario
         recorder = self.recorder
-        in_flight = self.submitted - recorder.finished
+        in_flight = self.submitted - recorder.finished - recorder.abandoned
         return SimResult(
             name=sc.name,
             duration_s=sc.duration_s,
@@ -410,7 +484,13 @@ class Simulator:
             syncs=self.syncs,
             replicas=self.deployment.spans(),
             counts=RequestCounts(
-                arrived=self.arrived, done=recorder.finished, rejected=recorder.rejected, in_flight=in_flight
+                arrived=self.arrived,
+                done=recorder.finished,
+                rejected=recorder.rejected,
+                in_flight=in_flight,
+                abandoned=recorder.abandoned,
+                rejected_by_reason=dict(recorder.rejected_by_reason),
+                abandoned_by_stage=dict(recorder.abandoned_by_stage),
             ),
             ttft=recorder.stats(Metric.TTFT),
             e2e=recorder.stats(Metric.E2E),
@@ -420,3 +500,10 @@ class Simulator:
             events_processed=self.events,
             wall_s=wall_s,
         )
+
+
+def _shed_reason(replica: Replica) -> str:
+    """Why ``replica``'s engine refused the request it was just given."""
+    engine = replica.engine
+    assert engine is not None and engine.last_refusal is not None
+    return engine.last_refusal.reason.value

@@ -33,6 +33,9 @@ class RunSummary:
     seed: int
     router: str
     startup: str
+    prefill_backlog_limit: int  # per replica: admission by count (the engine sheds backlog_full beyond it)
+    max_queue_wait_s: float | None  # admission by time (sheds queue_wait); None: none
+    client_timeout_s: float | None  # clients give up after this (abandoned); None: they wait
     counts: RequestCounts
     ttft: LatencyStats
     e2e: LatencyStats
@@ -74,7 +77,16 @@ class RunSummary:
             "scenario": f"{self.hpa} on {self.preset}; {self.traffic}",
             "duration / seed / router": f"{self.duration_s:g} s / {self.seed} / {self.router}",
             "start-up": self.startup,
-            "requests": f"{c.arrived} arrived, {c.done} done, {c.rejected} refused, {c.in_flight} still running",
+            "admission / clients": (
+                f"prefill backlog limit {self.prefill_backlog_limit}, max queue wait {_opt_s(self.max_queue_wait_s)}"
+                f" per replica; client timeout {_opt_s(self.client_timeout_s)}"
+            ),
+            "requests": (
+                f"{c.arrived} arrived, {c.done} done, {c.rejected} refused, {c.abandoned} abandoned, "
+                f"{c.in_flight} still running"
+            ),
+            **({"refused by reason": _counts(c.rejected_by_reason)} if c.rejected else {}),
+            **({"abandoned by stage": _counts(c.abandoned_by_stage)} if self.client_timeout_s is not None else {}),
             "TTFT p50 / p95 / p99": _triple(self.ttft),
             "E2E p50 / p95 / p99": _triple(self.e2e),
             "TPOT p50 / p95 / p99": _triple(self.tpot),
@@ -112,6 +124,18 @@ def _s(value: float) -> str:
     return f"{value:.3f}s" if value < 10 else f"{value:.1f}s"
 
 
+def _opt_s(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}s"
+
+
+_LABELS = {"backlog_full": "backlog full", "queue_wait": "queue wait", "not_ready": "no replica ready",
+           "prefill_transfer": "prefill/transfer"}  # fmt: skip
+
+
+def _counts(by: dict[str, int]) -> str:
+    return ", ".join(f"{_LABELS.get(key, key)} {n}" for key, n in by.items())
+
+
 def _triple(stats: LatencyStats) -> str:
     return f"{_s(stats.p50_s)} / {_s(stats.p95_s)} / {_s(stats.p99_s)}"
 
@@ -133,6 +157,9 @@ def summarize_run(
         seed=scenario.seed,
         router=scenario.router,
         startup=scenario.startup.describe(),
+        prefill_backlog_limit=scenario.replica.prefill_backlog_limit,
+        max_queue_wait_s=scenario.replica.max_queue_wait_s,
+        client_timeout_s=scenario.client_timeout_s,
         counts=result.counts,
         ttft=result.ttft,
         e2e=result.e2e,
@@ -151,11 +178,12 @@ def summarize_run(
 
 
 def compare_table(summaries: Sequence[RunSummary], *, title: str = "") -> Table:
-    """One row per run: cost, cost / oracle, SLOs met, attainment, p99s, refusals, scale events. On a
-    narrow terminal a long run name folds rather than being cut; files and pipes get it whole."""
+    """One row per run: cost, cost / oracle, SLOs met, attainment, p99s, refusals, abandoned requests,
+    scale events. On a narrow terminal a long run name folds rather than being cut; files and pipes get
+    it whole."""
     table = Table(title=title or None)
     for column in ("run", "replica-h", "cost", "/ oracle", "SLOs met", "attainment", "TTFT p99", "E2E p99",
-                   "refused", "up/down"):  # fmt: skip
+                   "refused", "abandoned", "up/down"):  # fmt: skip
         if column == "run":
             table.add_column(column, overflow="fold")
         else:
@@ -175,6 +203,7 @@ def compare_table(summaries: Sequence[RunSummary], *, title: str = "") -> Table:
             _s(s.ttft.p99_s),
             _s(s.e2e.p99_s),
             str(s.counts.rejected),
+            str(s.counts.abandoned),
             f"{s.scale_ups}/{s.scale_downs}",
         )
     return table

@@ -66,6 +66,7 @@ class Setup:
     drain_after_s: float = 600.0
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     seed: int = 0
+    client_timeout_s: float | None = None  # clients give up after this (Scenario.client_timeout_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -117,6 +118,7 @@ def scenario_for(setup: Setup, spec: RunSpec) -> Scenario:
         drain_after_s=setup.drain_after_s,
         slos=setup.slos,
         seed=setup.seed + spec.seed_index,
+        client_timeout_s=setup.client_timeout_s,
         name=spec.hpa.name,
     )
 
