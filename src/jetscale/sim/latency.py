@@ -69,8 +69,8 @@ class CompletionArrays:
 
 
 def completion_arrays(done: Sequence[Completion], *, ids: bool = True) -> CompletionArrays:
-    """The fields of ``done`` as arrays (one pass per field). Without ``ids``, ``request_id`` and
-    ``input_tokens`` are left empty (latency needs only the times and the output length)."""
+    """The fields of ``done`` as arrays (one pass per field). Without ``ids``, ``request_id`` is left empty
+    (latency needs only the times and the lengths)."""
     n = len(done)
     empty = np.empty(0, dtype=np.int64)
     return CompletionArrays(
@@ -78,7 +78,7 @@ def completion_arrays(done: Sequence[Completion], *, ids: bool = True) -> Comple
         arrival_s=np.fromiter((c.arrival_s for c in done), dtype=float, count=n),
         first_token_s=np.fromiter((c.first_token_s for c in done), dtype=float, count=n),
         end_s=np.fromiter((c.end_s for c in done), dtype=float, count=n),
-        input_tokens=np.fromiter((c.input_tokens for c in done), dtype=np.int64, count=n) if ids else empty,
+        input_tokens=np.fromiter((c.input_tokens for c in done), dtype=np.int64, count=n),
         output_tokens=np.fromiter((c.output_tokens for c in done), dtype=np.int64, count=n),
     )
 

@@ -48,6 +48,8 @@ class Recorder:
         self.done: list[Completion] = []
         self.done_replica: list[int] = []
         self.finished = 0
+        self.input_tokens_done = 0  # of the finished requests, as served (prompts cut to max_prefill_length)
+        self.output_tokens_done = 0
         self.rejected = 0
         self.abandoned = 0
         self.rejected_by_reason = dict.fromkeys(SHED_REASONS, 0)
@@ -100,6 +102,8 @@ class Recorder:
         for i, slo in enumerate(self.slos):
             self._within[i] += int(np.count_nonzero(values[slo.metric] <= slo.target_s))
         self.finished += len(batch)
+        self.input_tokens_done += int(batch.input_tokens.sum())
+        self.output_tokens_done += int(batch.output_tokens.sum())
         self._minute_finished += len(batch)
         if self.keep_records:
             self._records.append(batch)

@@ -30,6 +30,7 @@ __all__ = [
     "RequestCounts",
     "RequestRecords",
     "SimResult",
+    "SizeCounts",
     "SloOutcome",
     "SyncRow",
 ]
@@ -108,6 +109,18 @@ class RequestCounts:
     abandoned: int
     rejected_by_reason: dict[str, int]
     abandoned_by_stage: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SizeCounts:
+    """Tokens as the workload produced them (every arrival) and as served (the finished requests, after a
+    replica cut prompts longer than its ``max_prefill_length`` and outputs to what its cache leaves)."""
+
+    offered_input_tokens: int
+    offered_output_tokens: int
+    prompts_cut: int  # arrivals whose prompt was longer than max_prefill_length
+    served_input_tokens: int
+    served_output_tokens: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +223,7 @@ class SimResult:
     events_processed: int = 0
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    sizes: SizeCounts | None = None  # what the workload offered and what was served
 
     @property
     def replica_seconds(self) -> float:

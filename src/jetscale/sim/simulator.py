@@ -56,7 +56,7 @@ from jetscale.sim.deployment import Deployment
 from jetscale.sim.fleet import Replica, ReplicaState, Router, RouterPolicy, make_request, parse_router
 from jetscale.sim.observe import Scrape, fleet_average, metric_names, readings, scrape
 from jetscale.sim.recorder import Recorder
-from jetscale.sim.result import NOT_READY, MinuteRow, RequestCounts, SimResult, SyncRow
+from jetscale.sim.result import NOT_READY, MinuteRow, RequestCounts, SimResult, SizeCounts, SyncRow
 from jetscale.sim.scenario import CLOSED_SIZE_CHUNK, ArrivalChunk, ClosedTraffic, Scenario
 from jetscale.sim.signals import HBM_USAGE, PREFILL_BACKLOG, SLOTS_USED
 
@@ -123,6 +123,7 @@ class Simulator:
         self._latest: Scrape | None = None
         self.arrived = 0
         self.submitted = 0
+        self._offered_in = self._offered_out = self._prompts_cut = 0
         self._timeout = sc.client_timeout_s
         self._deadlines: deque[_Deadline] = deque()  # of the requests submitted, in submission (= time) order
         self._horizon = sc.duration_s + sc.drain_after_s  # deadlines later than this are never reached
@@ -176,11 +177,19 @@ class Simulator:
         if isinstance(sc.traffic, ClosedTraffic):
             self._start_users(sc.traffic)
         else:
+            longest = sc.replica.max_prefill_length
             for chunk in sc.traffic.chunks(end):
+                self._offered(chunk.input_tokens, chunk.output_tokens, longest)
                 self._arrivals(chunk)
         self._run_events(end, Priority.SAMPLE + 1)
         self._tail(end + sc.drain_after_s)
         return self._result(time.perf_counter() - wall)
+
+    def _offered(self, inputs: np.ndarray, outputs: np.ndarray, longest: int) -> None:
+        """Count what the workload offered (a chunk at a time, in numpy: not on the per-request path)."""
+        self._offered_in += int(inputs.sum())
+        self._offered_out += int(outputs.sum())
+        self._prompts_cut += int(np.count_nonzero(inputs > longest))
 
     def _arrivals(self, chunk: ArrivalChunk) -> None:
         """The open loop's hot path: merge the chunk's arrivals with the event queue (as Python lists, a
@@ -370,6 +379,9 @@ class Simulator:
         if not inputs:
             sizes = traffic.workload.sample(self._rng_sizes, CLOSED_SIZE_CHUNK)
             inputs, outputs = self._sizes = (sizes.input_tokens.tolist()[::-1], sizes.output_tokens.tolist()[::-1])
+        self._offered_in += inputs[-1]
+        self._offered_out += outputs[-1]
+        self._prompts_cut += inputs[-1] > self.scenario.replica.max_prefill_length
         rid = self.arrived
         self.arrived += 1
         self._user_of[rid] = user
@@ -499,6 +511,11 @@ class Simulator:
             records=recorder.records(),
             events_processed=self.events,
             wall_s=wall_s,
+            sizes=SizeCounts(
+                offered_input_tokens=self._offered_in, offered_output_tokens=self._offered_out,
+                prompts_cut=self._prompts_cut, served_input_tokens=recorder.input_tokens_done,
+                served_output_tokens=recorder.output_tokens_done,
+            ),
         )
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from jetscale.sim.cost import Cost, PriceTable, cost_of
 from jetscale.sim.latency import LatencyStats
 from jetscale.sim.oracle import OracleSchedule
-from jetscale.sim.result import RequestCounts, SimResult, SloOutcome
+from jetscale.sim.result import RequestCounts, SimResult, SizeCounts, SloOutcome
 from jetscale.sim.scenario import Scenario
 
 __all__ = ["RunSummary", "compare_table", "summarize_run"]
@@ -51,6 +51,19 @@ class RunSummary:
     mean_ready_replicas: float
     wall_s: float
     partial: bool = False  # stopped early (Ctrl-C): counts and cost up to ``duration_s``
+    sizes: SizeCounts | None = None
+    max_prefill_length: int = 0
+
+    @property
+    def throughput(self) -> dict[str, float]:
+        """Completed requests and their tokens (as served) per simulated second of the run."""
+        seconds = self.duration_s if self.duration_s > 0 else math.nan
+        sizes = self.sizes
+        return {
+            "requests_s": self.counts.done / seconds,
+            "input_tokens_s": (sizes.served_input_tokens if sizes else math.nan) / seconds,
+            "output_tokens_s": (sizes.served_output_tokens if sizes else math.nan) / seconds,
+        }
 
     @property
     def cost_ratio(self) -> float:
@@ -68,6 +81,7 @@ class RunSummary:
         data["cost_ratio"] = self.cost_ratio
         data["slos_met"] = self.slos_met
         data["simulated_requests_per_wall_s"] = self.counts.arrived / self.wall_s if self.wall_s > 0 else math.nan
+        data["throughput"] = self.throughput
         return data
 
     def rows(self) -> dict[str, str]:
@@ -87,6 +101,11 @@ class RunSummary:
             ),
             **({"refused by reason": _counts(c.rejected_by_reason)} if c.rejected else {}),
             **({"abandoned by stage": _counts(c.abandoned_by_stage)} if self.client_timeout_s is not None else {}),
+            "throughput": (
+                f"{self.throughput['requests_s']:,.2f} req/s, {self.throughput['input_tokens_s']:,.0f} input and "
+                f"{self.throughput['output_tokens_s']:,.0f} output tokens/s (completed, per simulated second)"
+            ),
+            **self._size_rows(),
             "TTFT p50 / p95 / p99": _triple(self.ttft),
             "E2E p50 / p95 / p99": _triple(self.e2e),
             "TPOT p50 / p95 / p99": _triple(self.tpot),
@@ -113,6 +132,23 @@ class RunSummary:
         )
         if self.wall_s > 0:
             rows["simulation"] = f"{self.wall_s:.1f} s wall, {c.arrived / self.wall_s:,.0f} requests/s"
+        return rows
+
+
+    def _size_rows(self) -> dict[str, str]:
+        sizes, c = self.sizes, self.counts
+        if sizes is None or c.arrived == 0:
+            return {}
+        offered_in, offered_out = sizes.offered_input_tokens / c.arrived, sizes.offered_output_tokens / c.arrived
+        offered = f"{offered_in:,.1f} in / {offered_out:,.1f} out"
+        served = (f"{sizes.served_input_tokens / c.done:,.1f} in / {sizes.served_output_tokens / c.done:,.1f} out"
+                  if c.done else "-")  # fmt: skip
+        rows = {"request sizes (mean)": f"offered {offered}; served {served}"}
+        if sizes.prompts_cut:
+            rows["prompts cut"] = (
+                f"WARNING: {sizes.prompts_cut} ({sizes.prompts_cut / c.arrived:.1%}) longer than max_prefill_length "
+                f"{self.max_prefill_length}, cut to it (the replica keeps their last tokens)"
+            )
         return rows
 
 
@@ -174,6 +210,8 @@ def summarize_run(
         max_replicas=max(live, default=0),
         mean_ready_replicas=sum(ready) / len(ready) if ready else math.nan,
         wall_s=result.wall_s,
+        sizes=result.sizes,
+        max_prefill_length=scenario.replica.max_prefill_length,
     )
 
 
