@@ -1,13 +1,13 @@
 """One toy replica whose timeline can be worked out by hand, for the simulator's tests of admission and
-abandonment. The chip and model are those of tests/engine/toy_replica.py (efficiencies 1, no overheads):
+abandonment. The chip and model are those of tests/toy_replica.py (efficiencies 1, no overheads):
 a prompt of up to 16 tokens prefills in 16 ms, a decode step over contexts totalling C tokens takes
 10 + 0.02 C ms, and a one-token request ends at its prefill's end without taking a decode slot."""
 
 from __future__ import annotations
 
 import numpy as np
+from toy_replica import CHIP, EXACT, MODEL
 
-from jetscale.engine.accelerator import Accelerator, Efficiency, Model, Precision
 from jetscale.engine.presets import ReplicaConfig
 from jetscale.load.trace import Trace
 from jetscale.sim.scenario import Scenario, TraceTraffic, Traffic
@@ -16,31 +16,6 @@ __all__ = ["PREFILL_S", "burst", "one_replica", "toy"]
 
 PREFILL_S = 0.016  # a prompt of up to 16 tokens
 
-CHIP = Accelerator(
-    name="toy",
-    family="toy",
-    chips=1,
-    hbm_bytes_per_chip=20_000_000,
-    hbm_bandwidth_bytes_s=1e9,
-    peak_bf16_flops=1e10,
-    peak_int8_ops=2e10,
-    runtime_reserve_bytes_per_chip=0,
-    source="test",
-)
-MODEL = Model(
-    name="toy",
-    family="toy",
-    params=5_000_000,
-    layers=1,
-    kv_heads=1,
-    head_dim=5000,
-    vocab_size=100,
-    precision=Precision.BF16,
-    weight_bytes_per_param=2.0,
-    kv_bytes_per_value=2,
-    source="test",
-)
-EXACT = Efficiency(decode=1.0, prefill=1.0, decode_overhead_s=0.0, prefill_overhead_s=0.0, source="test")
 
 
 def toy(**overrides: object) -> ReplicaConfig:
