@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -145,3 +146,25 @@ def test_the_grpc_api_gives_the_same_step_times(served: tuple[str, Path, int], t
     fitted = replica_option(None, out / "profile.yaml").roofline()
     for context in (200, 2000, 6000):
         assert fitted.decode_step_s(context) == pytest.approx(truth.decode_step_s(context), rel=0.03)
+
+
+def test_ctrl_c_keeps_the_points_writes_partial_json_and_exits_130(
+    served: tuple[str, Path, int], tmp_path: Path
+) -> None:
+    url, replica, _ = served
+    out = tmp_path / "prof"
+    argv = [sys.executable, "-c", "import sys; from jetscale.cli import main; main(sys.argv[1:])", "profile",
+            "--target", url, "--replica", str(replica), "--server-speed", str(SPEED), "--out", str(out),
+            "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    points = out / "points.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (points.is_file() and '"prompt_tokens"' in points.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stdout
+    assert "interrupted: what was measured is in" in stdout
+    partial = json.loads((out / "partial.json").read_text())
+    assert partial["partial"] is True and partial["measured"]["prefill"] >= 1
+    assert json.loads(points.read_text())["prefill"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -108,14 +108,17 @@ def profile_command(
         console=console, disable=quiet, transient=True,
     ) as progress:  # fmt: skip
         task = progress.add_task("profile", total=None)
-        points = asyncio.run(
-            run_profile(
-                options,
-                say=console.print,
-                advance=lambda n: progress.advance(task, n),
-                total=lambda n: progress.update(task, total=n),
+        try:
+            points = asyncio.run(
+                run_profile(
+                    options,
+                    say=console.print,
+                    advance=lambda n: progress.advance(task, n),
+                    total=lambda n: progress.update(task, total=n),
+                )
             )
-        )
+        except KeyboardInterrupt:
+            _interrupted(console, out)
     source = f"jetscale profile of {options.target} ({api}) at {points.started}"
     fit = fit_measurements(points, base=base, source=source)
     fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, name=f"profile of {options.target}"))
@@ -135,6 +138,25 @@ def profile_command(
         })  # fmt: skip
         return
     _print_summary(console, fit, points, capacity, path, report)
+
+
+def _interrupted(console: Console, out: Path) -> NoReturn:
+    """Ctrl-C: points.json already holds every point measured (it is saved after each); say so, mark the
+    run partial and exit 130. A second Ctrl-C meanwhile exits at once."""
+    from jetscale.cli.interrupt import EXIT_INTERRUPTED, second_interrupt_exits, write_partial
+    from jetscale.profile.points import Measurements
+    from jetscale.profile.runner import POINTS_FILE
+
+    with second_interrupt_exits():
+        points_file = out / POINTS_FILE
+        counts: dict[str, int] = {}
+        if points_file.is_file():
+            points = Measurements.from_json(points_file.read_text(encoding="utf-8"), source=str(points_file))
+            counts = {"prefill": len(points.prefill), "decode": len(points.decode), "capacity": len(points.capacity)}
+        write_partial(out, {"command": "profile", "points": str(points_file), "measured": counts})
+        console.print(f"interrupted: what was measured is in {points_file} ({counts or 'nothing yet'}); run the "
+                      "same command again to resume")  # fmt: skip
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _print_summary(
