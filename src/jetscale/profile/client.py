@@ -13,11 +13,17 @@ The profiler assumes nothing of the server but its API:
   counted in ``usage``, each chunk's share is scaled so that the last one lands on the count.
 
 A ``Timeline`` is (wall seconds since sending, tokens so far) at each streamed message.
+
+Every prompt is new to the server: its first four tokens (or words) spell a number no other request of
+the run (or of another run) starts with, and the rest follow from it, so no prefix cache (vLLM caches by
+default, in 16-token blocks) can serve a prompt, or part of one, that the profile sent before. A request
+that fails before any answer on a connection the server had closed (keep-alive races) is sent again once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,14 +38,35 @@ from jetscale.server.proto import jetstream_pb2_grpc as pb_grpc
 __all__ = ["Client", "RequestFailed", "Timeline"]
 
 _IDS_KEYS = ("tokenIds", "token_ids")
+_WORDS = (  # 64 common words, one token each in most vocabularies
+    "sea", "wind", "ship", "salt", "wave", "tide", "gull", "reef", "storm", "sail", "mast", "deck", "port", "bay",
+    "cliff", "sand", "rock", "shell", "fish", "net", "rope", "boat", "dock", "pier", "light", "moon", "star", "cloud",
+    "rain", "fog", "mist", "dawn", "dusk", "north", "south", "east", "west", "river", "lake", "stone", "hill",
+    "field", "tree", "leaf", "root", "seed", "bird", "wolf", "bear", "deer", "fox", "hare", "owl", "crow", "hawk",
+    "swan", "horse", "sheep", "goat", "cow", "bell", "road", "town", "sky",
+)
+_ID_RANGE = 997  # token ids 3..999: inside any vocabulary
+
+
+def _sequence(unique: int, length: int, alphabet: int) -> list[int]:
+    """``length`` symbols in ``range(alphabet)``: four leading ones spell ``unique``, the rest follow from it."""
+    head = [(unique // alphabet**i) % alphabet for i in range(4)]
+    state = (unique * 6364136223846793005 + 1442695040888963407) % 2**64
+    tail = []
+    for _ in range(max(0, length - 4)):
+        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+        tail.append((state >> 33) % alphabet)
+    return (head + tail)[:length]
 
 
 class RequestFailed(Exception):
-    """The server answered with an error status, or the connection failed."""
+    """The server answered with an error status (``status``), or the connection failed (0);
+    ``before_answer``: nothing had come back yet."""
 
-    def __init__(self, message: str, *, status: int = 0) -> None:
+    def __init__(self, message: str, *, status: int = 0, before_answer: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.before_answer = before_answer
 
 
 @dataclass(slots=True)
@@ -115,29 +142,39 @@ class Client:
         self._api = api
         self.model = model
         self.ignore_eos = True  # dropped once the server refuses it
+        self._unique = int.from_bytes(os.urandom(4), "big") << 20  # this run's prompts; + a request counter
         self._stub = pb_grpc.OrchestratorStub(channel) if channel is not None else None  # type: ignore[no-untyped-call]
 
     async def request(
         self, prompt_tokens: int, max_tokens: int, *, seed: int = 0, on_first_token: Callable[[], None] | None = None
     ) -> Timeline:
-        """Send one request with a prompt of ``prompt_tokens`` tokens and read its stream to the end;
-        ``on_first_token`` is called when its first token arrives."""
-        timeline = Timeline(sent_s=time.monotonic(), on_first_token=on_first_token)
+        """Send one request with a new prompt of ``prompt_tokens`` tokens and read its stream to the end;
+        ``on_first_token`` is called when its first token arrives. ``seed`` is kept for callers' clarity;
+        prompts are unique whatever it is."""
+        del seed
+        for attempt in range(2):
+            self._unique += 1
+            timeline = Timeline(sent_s=time.monotonic(), on_first_token=on_first_token)
+            try:
+                return await self._send(timeline, prompt_tokens, max_tokens, self._unique)
+            except RequestFailed as failed:
+                if attempt == 0 and failed.status == 0 and failed.before_answer:
+                    continue  # the connection was gone before the server answered: once more, on a new one
+                if self.ignore_eos and failed.status in (400, 422) and "ignore_eos" in str(failed):
+                    self.ignore_eos = False
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, unique: int) -> Timeline:
         if self._api == "jetstream-http":
-            return await self._jetstream(timeline, prompt_tokens, max_tokens, seed)
+            return await self._jetstream(timeline, prompt_tokens, max_tokens, unique)
         if self._api == "jetstream-grpc":
-            return await self._grpc(timeline, prompt_tokens, max_tokens, seed)
-        try:
-            return await self._openai(timeline, prompt_tokens, max_tokens, seed)
-        except RequestFailed as failed:
-            if self.ignore_eos and failed.status in (400, 422) and "ignore_eos" in str(failed):
-                self.ignore_eos = False
-                retry = Timeline(sent_s=time.monotonic(), on_first_token=on_first_token)
-                return await self._openai(retry, prompt_tokens, max_tokens, seed)
-            raise
+            return await self._grpc(timeline, prompt_tokens, max_tokens, unique)
+        return await self._openai(timeline, prompt_tokens, max_tokens, unique)
 
     async def _jetstream(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, seed: int) -> Timeline:
-        ids = [3 + (seed * 7919 + k) % 997 for k in range(prompt_tokens)]
+        ids = [3 + symbol for symbol in _sequence(seed, prompt_tokens, _ID_RANGE)]
         body = {"max_tokens": max_tokens, "token_content": {"token_ids": ids}}
         timeline.prompt_tokens = prompt_tokens
         try:
@@ -153,14 +190,14 @@ class Client:
                         count += added
                         timeline.add(now, float(count))
         except aiohttp.ClientError as error:
-            raise RequestFailed(f"{type(error).__name__}: {error}") from None
+            raise RequestFailed(f"{type(error).__name__}: {error}", before_answer=not timeline.times_s) from None
         if not timeline.times_s:
             raise RequestFailed("the stream ended without a token")
         return timeline
 
     async def _grpc(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, seed: int) -> Timeline:
         assert self._stub is not None, "jetstream-grpc needs a channel"
-        ids = [3 + (seed * 7919 + k) % 997 for k in range(prompt_tokens)]
+        ids = [3 + symbol for symbol in _sequence(seed, prompt_tokens, _ID_RANGE)]
         request = pb.DecodeRequest(max_tokens=max_tokens, token_content=pb.DecodeRequest.TokenContent(token_ids=ids))
         timeline.prompt_tokens = prompt_tokens
         count = 0
@@ -179,8 +216,7 @@ class Client:
         return timeline
 
     async def _openai(self, timeline: Timeline, prompt_tokens: int, max_tokens: int, seed: int) -> Timeline:
-        words = ["sea", "wind", "ship", "salt", "wave", "tide", "gull", "reef"]
-        prompt = " ".join(words[(seed + k) % len(words)] for k in range(prompt_tokens))
+        prompt = " ".join(_WORDS[symbol] for symbol in _sequence(seed, prompt_tokens, len(_WORDS)))
         body: dict[str, object] = {
             "model": self.model or "default", "prompt": prompt, "max_tokens": max_tokens, "stream": True,
             "temperature": 0.0, "stream_options": {"include_usage": True},
@@ -209,7 +245,7 @@ class Client:
                         chunks += 1
                         timeline.add(time.monotonic() - timeline.sent_s, float(chunks))
         except aiohttp.ClientError as error:
-            raise RequestFailed(f"{type(error).__name__}: {error}") from None
+            raise RequestFailed(f"{type(error).__name__}: {error}", before_answer=not timeline.times_s) from None
         if not timeline.times_s:
             raise RequestFailed("the stream ended without a token")
         if completion is not None and completion != len(timeline.tokens) and completion > 0:

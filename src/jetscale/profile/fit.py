@@ -90,8 +90,7 @@ def fit_line(xs: Sequence[float], ys: Sequence[float], *, floor: bool = False) -
     scale = float(np.median(y))
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        out: np.ndarray = (p[0] + p[1] * x - y) / y
-        return out
+        return _relative(p[0] + p[1] * x, y)
 
     result = least_squares(
         residuals, start, bounds=([0.0, 0.0], [np.inf, np.inf]), loss="soft_l1", f_scale=0.02,
@@ -109,8 +108,7 @@ def _with_floor(line: LineFit, x: np.ndarray, y: np.ndarray, scale: float) -> Li
     of a weight-bound prefill sit on a floor the straight line cannot bend to)."""
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        out: np.ndarray = (p[0] + np.maximum(p[1], p[2] * x) - y) / y
-        return out
+        return _relative(p[0] + np.maximum(p[1], p[2] * x), y)
 
     best = None
     low = float(np.min(y))
@@ -127,13 +125,21 @@ def _with_floor(line: LineFit, x: np.ndarray, y: np.ndarray, scale: float) -> Li
         return line
     fitted = fixed + np.maximum(floor, slope * x)
     candidate = LineFit(fixed=fixed, slope=slope, floor=floor, quality=_quality(y, fitted), slope_pinned=True)
-    plain_cost = float(np.sum(np.abs(residuals(np.array([line.fixed, 0.0, line.slope])))))
+    plain_cost = float(np.sum(np.abs(residuals(np.array([line.fixed, 0.0, line.slope])))))  # the same measure
     return candidate if float(np.sum(np.abs(residuals(best.x)))) < 0.8 * plain_cost else line
+
+
+def _relative(fitted: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(fitted - measured) over their geometric mean: as a point too low weighs as much as one too high
+    by the same factor (over the measured value alone, one low point outweighs the rest)."""
+    out: np.ndarray = (fitted - y) / np.sqrt(np.maximum(fitted, 1e-12) * y)
+    return out
 
 
 def _quality(y: np.ndarray, fitted: np.ndarray) -> FitQuality:
     relative = np.abs(fitted - y) / y
-    inlier = relative <= max(5.0 * float(np.median(relative)), 0.05)
+    spread = np.abs(_relative(fitted, y))
+    inlier = spread <= max(5.0 * float(np.median(spread)), 0.05)
     y, fitted, relative = y[inlier], fitted[inlier], relative[inlier]
     total = float(np.sum((y - y.mean()) ** 2))
     residual = float(np.sum((y - fitted) ** 2))

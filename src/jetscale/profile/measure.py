@@ -1,7 +1,7 @@
 """The three measurements of a profile, each on a live server through ``Client``. I/O, wall clock.
 
-* ``prefill_point``: TTFT of one prompt length at concurrency 1, the least of a few requests (noise on a
-  busy machine only ever adds to a TTFT).
+* ``prefill_point``: TTFT of one prompt length at concurrency 1, the median of a few requests (the least
+  of them would start every prediction from the best case).
 * ``decode_wave``: ``n`` requests sent at once. Their prefills run first, then they decode together; the
   step time is read over the stretch where every one of them has its first token and none has ended
   (per request: time between two messages over the tokens between them; the median over requests).
@@ -35,7 +35,7 @@ async def prefill_point(client: Client, prompt_tokens: int, *, samples: int, spe
         timeline = await client.request(prompt_tokens, 1, seed=k)
         ttfts.append(timeline.first_token_s * speed)
     measured = timeline.prompt_tokens or prompt_tokens
-    return PrefillPoint(prompt_tokens=measured, ttft_s=min(ttfts), samples=samples)
+    return PrefillPoint(prompt_tokens=measured, ttft_s=statistics.median(ttfts), samples=samples)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,7 +21,7 @@ POINTS_VERSION = 1
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PrefillPoint:
-    """Time to first token of one prompt length at concurrency 1 (the least of ``samples`` requests)."""
+    """Time to first token of one prompt length at concurrency 1 (the median of ``samples`` requests)."""
 
     prompt_tokens: int
     ttft_s: float

@@ -50,7 +50,7 @@ class ProfileOptions:
     server_speed: float = 1.0
     budget_s: float = 600.0
     max_concurrency: int = 64
-    samples: int = 5  # requests per prefill point (the least of them)
+    samples: int = 5  # requests per prefill point (their median)
     error_burst: int = 3
     model: str | None = None
     metrics: str | None = None  # base URL of the server's /metrics when it is not the target (gRPC)
