@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import json
 import logging
+import struct
 from dataclasses import dataclass
 
 import aiohttp
@@ -134,3 +135,32 @@ def test_the_log_line_names_the_error_without_control_characters(caplog: pytest.
     assert record.getMessage() == (
         "malformed request: bad\\x1b[31m line (aiohttp: Error handling request from 10.0.0.1)"
     )
+
+
+async def test_clients_that_hang_up_before_the_stream_starts_leave_no_traceback(
+    make_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """200 streamed requests whose clients reset the connection as soon as they have sent it: the
+    handler meets a closed transport when it writes the stream's headers. No traceback, nothing held."""
+    import socket
+
+    server = await make_server(speed=1.0)
+    caplog.set_level(logging.DEBUG)
+    body = b'{"max_tokens": 16, "text_content": {"text": "tell me about the sea"}}'
+    request = (f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+
+    def hang_up() -> None:
+        with socket.create_connection(("127.0.0.1", server.http_port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+            sock.sendall(request)
+
+    for _ in range(200):
+        await asyncio.to_thread(hang_up)
+    for _ in range(200):
+        if server.runtime.in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert server.runtime.in_flight == 0
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    assert "Traceback" not in caplog.text

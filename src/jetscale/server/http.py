@@ -68,7 +68,12 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, exc.reason, kind="invalid_request_error", field="path", value=request.path,
                               headers=allow)  # fmt: skip
-    except (ConnectionResetError, ServingError):
+    except ConnectionResetError:
+        # the client hung up, perhaps before the stream's headers went out (``prepare`` raises then): its
+        # request was released, so cancelled, on the way out. Nobody reads this answer; aiohttp drops it
+        # quietly on the closed transport instead of logging the error as a failure of the server
+        return web.Response(status=499, reason="Client Closed Request")
+    except ServingError:
         raise
     except Exception:
         _log.exception("unexpected error in %s %s", request.method, request.path)
