@@ -616,7 +616,23 @@ async def main(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"test": row.test, "verdict": row.verdict, "problems": row.problems}), file=sys.stderr)
     console.print(table(rows))
+    if args.markdown:
+        print(markdown(rows))
     return 1 if any(r.verdict == "FAIL" for r in rows) else 0
+
+
+def markdown(rows: list[Row]) -> str:
+    """The table as docs/reliability.md shows it."""
+    def mib(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    lines = ["| test | sent | ok | shed | failed | 5xx | tracebacks | RSS before/after MiB | verdict | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r.test} | {r.sent} | {r.ok} | {r.shed} | {r.failed} | {r.five_xx} | {r.tracebacks} | "
+                     f"{mib(r.rss_before_mib)} / {mib(r.rss_after_mib)} | {r.verdict} | "
+                     f"{'; '.join(r.notes + r.problems)} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
@@ -624,4 +640,5 @@ if __name__ == "__main__":
     parser.add_argument("--only", default="", help=f"comma-separated among {', '.join(SCENARIOS)}")
     parser.add_argument("--overload-s", type=float, default=60.0, help="how long the 10x overload lasts")
     parser.add_argument("--json", action="store_true", help="also one JSON line per scenario on stderr")
+    parser.add_argument("--markdown", action="store_true", help="also the table in Markdown, on stdout")
     sys.exit(asyncio.run(main(parser.parse_args())))
