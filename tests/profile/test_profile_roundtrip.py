@@ -120,12 +120,12 @@ def test_a_second_run_resumes_from_what_the_first_measured(
     url, replica, _ = served
     out = tmp_path / "prof"
     first = _cli(["profile", "--target", url, "--replica", str(replica), "--server-speed", str(SPEED),
-                  "--out", str(out), "--max-concurrency", "8", "--budget", "2s", "--json"])  # fmt: skip
+                  "--out", str(out), "--max-concurrency", "4", "--budget", "2s", "--json"])  # fmt: skip
     assert first.returncode in (0, 2), first.stderr
     measured = json.loads((out / "points.json").read_text())
     assert measured["stopped"].startswith("budget of 2 s spent")
     second = _cli(["profile", "--target", url, "--replica", str(replica), "--server-speed", str(SPEED),
-                   "--out", str(out), "--max-concurrency", "8", "--budget", "60s", "--json"])  # fmt: skip
+                   "--out", str(out), "--max-concurrency", "4", "--budget", "60s", "--json"])  # fmt: skip
     assert second.returncode == 0, second.stderr
     resumed = json.loads((out / "points.json").read_text())
     assert resumed["started"] == measured["started"]  # the same profile, continued
@@ -138,7 +138,7 @@ def test_the_grpc_api_gives_the_same_step_times(served: tuple[str, Path, int], t
     out = tmp_path / "prof"
     done = _cli(["profile", "--api", "jetstream-grpc", "--target", f"127.0.0.1:{grpc_port}", "--metrics", url,
                  "--replica", str(replica), "--server-speed", str(SPEED), "--out", str(out),
-                 "--max-concurrency", "8", "--budget", "60s", "--json"])  # fmt: skip
+                 "--max-concurrency", "4", "--budget", "60s", "--json"])  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["slots"] == 8 and "metrics" in summary["slots_source"]
