@@ -71,10 +71,9 @@ class _Stop(Exception):
 
 
 class _Run:
-    def __init__(self, options: ProfileOptions, points: Measurements, say: Callable[[str], None]) -> None:
+    def __init__(self, options: ProfileOptions, points: Measurements) -> None:
         self.options = options
         self.points = points
-        self.say = say
         self.deadline = time.monotonic() + options.budget_s
         self.failures = 0
 
@@ -124,7 +123,7 @@ async def run_profile(
     a progress bar (steps done, steps planned)."""
     options.out.mkdir(parents=True, exist_ok=True)
     points = _load(options)
-    run = _Run(options, points, say)
+    run = _Run(options, points)
     lengths = plan_prompt_lengths(options.max_prompt_tokens)
     timeout = aiohttp.ClientTimeout(total=max(60.0, options.budget_s))
     grpc_target = options.target.removeprefix("grpc://") if options.api == "jetstream-grpc" else None
