@@ -89,16 +89,21 @@ async def test_abandoned_requests_free_their_places_and_are_counted(make_server:
     base = f"http://127.0.0.1:{server.http_port}"
     async with aiohttp.ClientSession() as session:
         idle_s = await probe_s(session, base)
+        before = server.runtime.accepted
         abandoned = await abandon_http(base, 100, stream=False)
         abandoned += await abandon_http(base, 100, stream=True)
         abandoned += await abandon_grpc(server.grpc_port or 0, 200)
         assert abandoned == 400
         await wait_idle(server)
+        # a client may hang up before the server has read its request (on a busy machine, a few of the
+        # 200 HTTP ones): nothing was admitted then, so nothing is held and nothing is to cancel
+        admitted = server.runtime.accepted - before
         after_s = await probe_s(session, base)
         async with session.get(f"{base}/metrics") as response:
             counts = cancelled_total(await response.text())
     assert after_s <= idle_s + 2.0
-    assert server.runtime.cancelled == 400 == sum(counts.values())
+    assert 200 <= admitted <= 400  # most of them reach the server
+    assert server.runtime.cancelled == admitted == sum(counts.values())  # every admitted one, none ran out
     snap = server.runtime.snapshot()
     assert (snap.prefill_backlog, snap.slots_used, snap.generate_backlog, snap.transfer_backlog) == (0, 0, 0, 0)
     assert set(counts) <= {"prefill_backlog", "prefill", "transfer_backlog", "generate_backlog", "decode"}

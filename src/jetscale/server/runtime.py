@@ -105,6 +105,7 @@ class ServingRuntime:
         self._on_cancel = on_cancel
         self._on_shed = on_shed
         self.cancelled = 0  # requests whose client went away before they finished
+        self.accepted = 0  # requests admitted (given a handle), whatever became of them
         self._t0: float | None = None
         self._now = 0.0
         self._advanced_to = 0.0
@@ -239,6 +240,7 @@ class ServingRuntime:
             request_id=request_id, input_tokens=input_tokens, output_tokens=output_tokens, arrival_s=now
         )
         self._handles[request_id] = handle
+        self.accepted += 1
         self._in_flight += 1
         self._idle.clear()
         self._wake.set()
