@@ -65,7 +65,10 @@ def _raise_fd_limit(needed: int) -> None:
 
 
 def _run(config: Any, out: Path) -> None:
+    import signal
+
     import gevent
+    import gevent.event
     import numpy as np
     from locust.env import Environment
 
@@ -92,21 +95,30 @@ def _run(config: Any, out: Path) -> None:
     ctx.t0 = time.perf_counter()
     runner.start(n_users, spawn_rate=max(n_users, 1))
     ended = "completed"
+    # Ctrl-C as a flag the hub sets: a KeyboardInterrupt raised inside whichever request greenlet happens to
+    # run would end that greenlet with a printed traceback instead of stopping the run
+    interrupted = gevent.event.Event()
+    on_sigint = gevent.signal_handler(signal.SIGINT, interrupted.set)
     try:
         deadline = config.duration_s if config.duration_s is not None else math.inf
-        while not ctx.sending_done and not (config.mode is Mode.CLOSED and ctx.now() >= deadline):
+        while (not ctx.sending_done and not interrupted.is_set()
+               and not (config.mode is Mode.CLOSED and ctx.now() >= deadline)):  # fmt: skip
             gevent.sleep(0.02)
         ctx.stopping = True
         sending_s = ctx.now()
         drain_end = time.perf_counter() + config.drain_s
-        while ctx.in_flight > 0 and time.perf_counter() < drain_end:
+        while ctx.in_flight > 0 and time.perf_counter() < drain_end and not interrupted.is_set():
             gevent.sleep(0.01)
-        if ctx.in_flight:
+        if interrupted.is_set():
+            ended = "interrupted"
+        elif ctx.in_flight:
             ended = "drain timeout"
     except KeyboardInterrupt:
         ctx.stopping = True
         sending_s = ctx.now()
         ended = "interrupted"
+    finally:
+        on_sigint.cancel()
     elapsed = ctx.now()
     cpu_s = time.process_time() - cpu0
     ctx.pool.kill(block=True)
