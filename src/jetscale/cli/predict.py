@@ -54,13 +54,11 @@ def predict_command(
     from rich.table import Table
 
     from jetscale.engine.presets import modeled_peak
-    from jetscale.sim.options import replica_option
+    from jetscale.sim.options import one_replica_option
 
-    if preset is not None and replica is not None:
-        raise ConfigError(f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica)!r})")
     if workload is not None and (input_tokens is not None or output_tokens is not None):
         raise ConfigError("'--workload' must not be given with --input-tokens/--output-tokens (got both)")
-    config = replica_option(preset, replica)
+    config = one_replica_option(preset, replica)
     if slots is not None:
         if slots < 1:
             raise ConfigError(f"'--slots' must be an integer >= 1 (got {slots})")

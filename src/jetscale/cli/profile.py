@@ -66,7 +66,7 @@ def profile_command(
     from jetscale.profile.fit import fit_measurements
     from jetscale.profile.output import capacity_rows, write_profile, write_report
     from jetscale.profile.runner import ProfileOptions, run_profile
-    from jetscale.sim.options import replica_option
+    from jetscale.sim.options import one_replica_option
     from jetscale.units import parse_duration_s
 
     if api not in APIS:
@@ -82,15 +82,13 @@ def profile_command(
         raise ConfigError(f"'--server-speed' must be a number > 0 (got {server_speed!r})")
     if max_concurrency < 1:
         raise ConfigError(f"'--max-concurrency' must be an integer >= 1 (got {max_concurrency})")
-    if preset is not None and replica is not None:
-        raise ConfigError(f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica)!r})")
     if preset is None and replica is None:
         raise ConfigError(
             "'--preset' or '--replica' must name the chip and model the server runs, for its HBM and prompt "
             "lengths (got neither)"
         )
     budget_s = parse_duration_s(budget, "--budget")
-    base = replica_option(preset, replica)
+    base = one_replica_option(preset, replica)
     options = ProfileOptions(
         target=target.rstrip("/"), api=api, out=out, max_prompt_tokens=base.max_prefill_length,
         max_output_tokens=base.max_target_length - base.max_prefill_length, server_speed=server_speed,

@@ -31,7 +31,7 @@ from jetscale.engine.replica import ReplicaEngine
 from jetscale.errors import ConfigError
 from jetscale.server.app import ModelServer, serve_until_signalled
 from jetscale.server.config import ListenError, ServerConfig
-from jetscale.sim.options import DEFAULT_PRESET, replica_option
+from jetscale.sim.options import DEFAULT_PRESET, one_replica_option
 from jetscale.units import parse_duration_s
 
 __all__ = ["MAX_QUEUE_WAIT_HELP", "PREFILL_BACKLOG_HELP", "build_server", "parse_max_queue_wait", "register"]
@@ -95,11 +95,7 @@ def build_server(
         overrides["prefill_backlog_limit"] = prefill_backlog_limit
     if max_queue_wait_s is not None:
         overrides["max_queue_wait_s"] = max_queue_wait_s
-    if preset is not None and replica_file is not None:
-        raise ConfigError(
-            f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica_file)!r})"
-        )
-    base = replica_option(preset, replica_file)
+    base = one_replica_option(preset, replica_file)
     replica = dataclasses.replace(base, **overrides) if overrides else base  # type: ignore[arg-type]
     config = ServerConfig(
         server_id=_server_id(server_id),

@@ -110,7 +110,7 @@ def up(
     from jetscale.fleet import Fleet, FleetConfig, RoutingPolicy, ServeCommand
     from jetscale.fleet.run import run_fleet, stop_on_signals
     from jetscale.server.config import ListenError
-    from jetscale.sim.options import DEFAULT_PRESET, replica_option
+    from jetscale.sim.options import DEFAULT_PRESET, one_replica_option
 
     try:
         policy = RoutingPolicy(router)
@@ -131,17 +131,13 @@ def up(
     if prefill_backlog_limit is not None:
         _require(prefill_backlog_limit >= 1, "--prefill-backlog-limit", "an integer >= 1", prefill_backlog_limit)
     max_queue_wait_s = parse_max_queue_wait(max_queue_wait)
-    if preset is not None and replica_file is not None:
-        raise ConfigError(
-            f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica_file)!r})"
-        )
     command = ServeCommand(
         preset=preset or DEFAULT_PRESET, replica_file=replica_file, speed=speed, batch_size=batch_size,
         model_load_s=model_load_s, seed=seed, prefill_backlog_limit=prefill_backlog_limit,
         max_queue_wait_s=max_queue_wait_s,
     )  # fmt: skip
     # a bad preset, replica file or batch fails here, not in every replica
-    base = replica_option(preset, replica_file)
+    base = one_replica_option(preset, replica_file)
     shape = dataclasses.replace(base, **command.overrides())  # type: ignore[arg-type]
     preset = preset or (base.name if replica_file is not None else DEFAULT_PRESET)
     spec = load_hpa_file(hpa)

@@ -31,6 +31,7 @@ __all__ = [
     "controller_config",
     "duration_option",
     "manifest_path",
+    "one_replica_option",
     "positive_int",
     "read_lines",
     "read_prices",
@@ -191,6 +192,16 @@ def replica_option(preset: str | None, replica_file: Path | None, *, hpa: Path |
     except ConfigError as exc:
         raise ConfigError(f"'--replica' {replica_file}: {exc}") from None
     return config if config.name else replace(config, name=replica_file.stem)
+
+
+def one_replica_option(preset: str | None, replica_file: Path | None) -> ReplicaConfig:
+    """``replica_option`` for the commands where ``--preset`` and ``--replica`` are alternatives (serve, up,
+    predict, profile): giving both is refused, naming both."""
+    if preset is not None and replica_file is not None:
+        raise ConfigError(
+            f"'--preset' and '--replica' must not both be given (got {preset!r} and {str(replica_file)!r})"
+        )
+    return replica_option(preset, replica_file)
 
 
 def admission_option(
