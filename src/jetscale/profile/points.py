@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jetscale.errors import ConfigError
+from jetscale.safeload import load_json
 
 __all__ = ["CapacityPoint", "DecodePoint", "Measurements", "PrefillPoint", "steady_tokens_s"]
 
@@ -99,8 +100,6 @@ class Measurements:
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Measurements:
-        from jetscale.safeload import load_json
-
         doc = load_json(text, what=source)
         if not isinstance(doc, dict) or doc.get("version") != POINTS_VERSION:
             raise ConfigError(f"'{source}' must be a points file of version {POINTS_VERSION} (got {str(doc)[:80]!r})")
