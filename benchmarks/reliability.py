@@ -623,6 +623,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def markdown(rows: list[Row]) -> str:
     """The table as docs/reliability.md shows it."""
+
     def mib(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f}"
 

@@ -82,7 +82,7 @@ def test_help_texts_name_commands_and_flags_that_exist() -> None:
 
 
 def test_the_check_catches_a_flag_that_does_not_exist() -> None:
-    (words, flags), = _references("Replica preset (jetscale serve --list-presets).")
+    ((words, flags),) = _references("Replica preset (jetscale serve --list-presets).")
     assert words == ["serve"] and flags == ["--list-presets"]
     assert "--list-presets" not in _flags(_commands()["serve"])
 

@@ -62,8 +62,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from jetscale.engine.presets import resolve_preset
+from jetscale.engine.presets import replica_config_from_mapping
 from jetscale.fleet import Fleet, FleetConfig, ServeCommand, SyncRecord
 from jetscale.fleet.loadgen import LoadResult, run_generator
 from jetscale.hpa.controller import Decision, Observation
@@ -81,6 +82,15 @@ SPEED = 10.0
 SYNC_S = 15.0
 SCRAPE_S = 2.0
 MODEL_LOAD_S = 20.0
+# the replica both runs use, its step times pinned (not the calibration's, which may move): the scenario's
+# slot counts, and so its rescales, follow from them
+REPLICA = {
+    "preset": PRESET,
+    "decode_slots": BATCH,
+    "model_load_s": MODEL_LOAD_S,
+    "kv_read": "active",
+    "efficiency": {"decode": 0.248, "source": "pinned for the parity scenario"},
+}
 PHASE_S = 7.5  # the live HPA loop syncs at trace times PHASE_S + k * SYNC_S
 HORIZON_S = 105.0  # trace seconds the live fleet runs for (the last request arrives at 72 s)
 LIVE_BOUND_WALL_S = 45.0  # a live run takes ~14 s; beyond this bound it is stuck
@@ -125,7 +135,9 @@ class LiveRun:
 
 async def run_live(spec: HPASpec, trace_path: Path, out: Path) -> LiveRun:
     """The fleet, with the HPA loop re-phased on the trace's first request; runs to ``HORIZON_S``."""
-    command = ServeCommand(preset=PRESET, speed=SPEED, batch_size=BATCH, model_load_s=MODEL_LOAD_S)
+    replica_file = out / "replica.yaml"
+    replica_file.write_text(yaml.safe_dump(REPLICA), encoding="utf-8")
+    command = ServeCommand(replica_file=replica_file, speed=SPEED)
     config = FleetConfig(hpa=spec, command=command, speed=SPEED, port=0, sync_period_s=SYNC_S,
                          scrape_interval_s=SCRAPE_S, log_dir=out / "logs")  # fmt: skip
     fleet = Fleet(config)
@@ -190,7 +202,7 @@ def run_sim(spec: HPASpec, trace: Trace, *, first_sync_s: float, startup_s: floa
     shift = SYNC_S - first_sync_s
     shifted = Trace(times_s=trace.times_s + shift, input_tokens=trace.input_tokens, output_tokens=trace.output_tokens)
     scenario = Scenario(
-        replica=resolve_preset(PRESET, decode_slots=BATCH, model_load_s=MODEL_LOAD_S),
+        replica=replica_config_from_mapping(REPLICA),
         traffic=TraceTraffic(trace=shifted, name="parity"),
         duration_s=HORIZON_S + shift,
         hpa=spec,

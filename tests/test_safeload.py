@@ -38,8 +38,9 @@ def test_json_within_the_limits_reads_as_json_loads_would(text: str, value: obje
 @pytest.mark.parametrize(
     ("text", "error", "fragment"),
     [
-        pytest.param("[" * 100_000 + "]" * 100_000, LimitError, f"nested at most {JSON_MAX_DEPTH} levels deep",
-                     id="nested-100k"),
+        pytest.param(
+            "[" * 100_000 + "]" * 100_000, LimitError, f"nested at most {JSON_MAX_DEPTH} levels deep", id="nested-100k"
+        ),
         pytest.param('{"a":' * 65 + "1" + "}" * 65, LimitError, "(got 65 levels)", id="one-level-too-deep"),
         pytest.param("[" + "9" * 5000 + "]", LimitError, "(5000 characters)", id="5000-digit-integer"),
         pytest.param("1e999", LimitError, "numbers a float can hold", id="overflowing-float"),
@@ -75,16 +76,23 @@ def test_yaml_reads_as_safe_load_would() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        pytest.param("a: " + "[" * 5000 + "]" * 5000, f"nested at most {YAML_MAX_DEPTH} levels deep",
-                     id="flow-nested-5000"),
-        pytest.param("".join(f"{'  ' * i}k:\n" for i in range(150)), f"nested at most {YAML_MAX_DEPTH} levels",
-                     id="block-nested-150"),
+        pytest.param(
+            "a: " + "[" * 5000 + "]" * 5000, f"nested at most {YAML_MAX_DEPTH} levels deep", id="flow-nested-5000"
+        ),
+        pytest.param(
+            "".join(f"{'  ' * i}k:\n" for i in range(150)),
+            f"nested at most {YAML_MAX_DEPTH} levels",
+            id="block-nested-150",
+        ),
         pytest.param("n: " + "7" * 500, f"numbers of at most {MAX_NUMBER_LENGTH} characters", id="500-digit-int"),
         pytest.param(
             "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
-            + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
-                      for i in range(7)),
-            "nodes with its aliases expanded", id="billion-laughs"),
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(7)
+            ),
+            "nodes with its aliases expanded",
+            id="billion-laughs",
+        ),
         pytest.param("a: [1, 2\n", "invalid YAML", id="unclosed-flow"),
         pytest.param("when: 2001-13-01\n", "invalid YAML", id="impossible-date"),
     ],

@@ -90,7 +90,7 @@ class LimitError(LoadError):
 
 
 def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else f"{text[:limit - 3]}... ({len(text)} characters)"
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
 
 
 # --- JSON -------------------------------------------------------------------------------------------------

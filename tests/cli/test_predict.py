@@ -35,6 +35,24 @@ def test_the_json_document_is_the_engines_peak_at_the_given_shape(capsys: pytest
     assert doc["timing_source"].startswith("calibrated")
 
 
+def test_a_setup_no_preset_names_is_the_presets_with_the_flags_applied(capsys: pytest.CaptureFixture[str]) -> None:
+    """ "What does Llama-3-8B int8 with 256 slots on v5e-8 give me?", and on jetstream-pytorch, data parallel."""
+    args = ["predict", "--preset", "v5e-8/llama2-7b", "--model", "llama3-8b-int8", "--slots", "256", "--json"]
+    code, out, _ = _run(args, capsys)
+    assert code == 0
+    doc = json.loads(out)
+    expected = resolve_preset("v5e-8/llama2-7b", model="llama3-8b-int8", decode_slots=256)
+    assert (doc["model"], doc["decode_slots"], doc["stack"]) == ("llama3-8b-int8", 256, "jetstream-maxtext")
+    assert doc["peak_output_tokens_s"] == pytest.approx(modeled_peak(expected).output_tokens_s)
+    assert "int8" in doc["timing_source"] and doc["setup"].endswith("with model=llama3-8b-int8, decode_slots=256")
+    code, out, _ = _run([*args[:-1], "--stack", "jetstream-pytorch", "--cache-length", "1280", "--json"], capsys)
+    faster = json.loads(out)
+    assert code == 0 and (faster["cache_length"], faster["stack"]) == (1280, "jetstream-pytorch")
+    assert faster["peak_output_tokens_s"] > doc["peak_output_tokens_s"]
+    code, out, _ = _run(["predict", "--preset", "v5e-8/gemma-2b-pytorch", "--data-parallel", "4", "--json"], capsys)
+    assert code == 0 and json.loads(out)["data_parallel"] == 4
+
+
 def test_a_workload_is_served_cut_to_the_prefill_length_and_says_how_many_were_cut(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,11 +85,18 @@ def test_a_profiled_replica_says_its_timing_is_fitted(tmp_path: Path, capsys: py
     ("args", "message"),
     [
         pytest.param(["--slots", "0"], "'--slots' must be an integer >= 1 (got 0)", id="slots"),
-        pytest.param(["--workload", "sharegpt-like", "--input-tokens", "5"], "'--workload' must not be given",
-                     id="both-shapes"),
-        pytest.param(["--input-tokens", "2000", "--output-tokens", "100"], "must fit in max_target_length",
-                     id="too-long"),
+        pytest.param(
+            ["--workload", "sharegpt-like", "--input-tokens", "5"], "'--workload' must not be given", id="both-shapes"
+        ),
+        pytest.param(
+            ["--input-tokens", "2000", "--output-tokens", "100"], "must fit in max_target_length", id="too-long"
+        ),
         pytest.param(["--slots", "100000"], "'decode_slots' must fit in HBM", id="no-room"),
+        pytest.param(["--model", "gpt-9"], "'model' must be one of gemma-7b", id="model"),
+        pytest.param(["--accelerator", "tpu-v9"], "'accelerator' must be one of tpu-v5e-1", id="accelerator"),
+        pytest.param(["--cache-length", "9000"], "'cache_length' must be a whole number of tokens", id="cache"),
+        pytest.param(["--data-parallel", "3"], "'data_parallel' must divide the chips (8)", id="dp"),
+        pytest.param(["--stack", "tgi"], "'stack' must be one of jetstream-maxtext", id="stack"),
     ],
 )
 def test_a_bad_flag_is_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,19 +7,16 @@ import dataclasses
 import pytest
 
 from jetscale.engine.accelerator import (
-    ACCELERATORS,
     GIB,
-    MODELS,
     Accelerator,
     Efficiency,
     Model,
     Precision,
-    get_accelerator,
-    get_model,
     prefill_bucket,
     prefill_buckets,
     roofline,
 )
+from jetscale.engine.catalog import ACCELERATORS, MODELS, get_accelerator, get_model
 from jetscale.errors import ConfigError
 
 CHIP = Accelerator(
@@ -155,7 +152,7 @@ def test_table_entry_validation(target: str, change: dict[str, int], message: st
 
 
 def test_unknown_names_list_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"'accelerator' must be one of tpu-v5e-1, .*h100-80gb-x8 \(got 'tpu-v9'\)"):
+    with pytest.raises(ConfigError, match=r"'accelerator' must be one of tpu-v5e-1, .*l4-24gb-x4 \(got 'tpu-v9'\)"):
         get_accelerator("tpu-v9")
     with pytest.raises(ConfigError, match=r"'model' must be one of gemma-7b, .* \(got 'gpt-5'\)"):
         get_model("gpt-5")

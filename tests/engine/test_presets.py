@@ -7,7 +7,9 @@ import dataclasses
 import pytest
 from toy_replica import CHIP, EXACT, MODEL
 
-from jetscale.engine.accelerator import GIB, EfficiencyKind, get_accelerator, get_model
+from jetscale.engine.accelerator import GIB, EfficiencyKind
+from jetscale.engine.calibration import STACK_FACTOR, ServingStack
+from jetscale.engine.catalog import get_accelerator, get_model
 from jetscale.engine.presets import (
     CALIBRATED_EFFICIENCY,
     PRESETS,
@@ -30,6 +32,7 @@ def toy(**overrides: object) -> ReplicaConfig:
         "max_prefill_length": 32,
         "max_target_length": 64,
         "efficiency": EXACT,
+        "kv_read": "active",
     }
     fields.update(overrides)
     return ReplicaConfig(**fields)  # type: ignore[arg-type]
@@ -139,13 +142,23 @@ def test_config_from_mapping_needs_the_shape() -> None:
 def test_efficiency_lookup() -> None:
     v5e, v6e = get_accelerator("tpu-v5e-8"), get_accelerator("tpu-v6e-8")
     calibrated = CALIBRATED_EFFICIENCY[("tpu-v5e", "llama2-13b")]
-    assert efficiency_for(v5e, get_model("llama2-13b")) is calibrated
     assert calibrated.kind is EfficiencyKind.CALIBRATED
-    int8 = efficiency_for(v5e, get_model("llama2-13b-int8"))  # the same numbers, borrowed from the bf16 setup
-    assert (int8.decode, int8.kind, int8.borrowed_from) == (0.318, EfficiencyKind.BORROWED, "tpu-v5e/llama2-13b")
+    # the presets' stack, MaxText, runs at its measured share of jetstream-pytorch's efficiency
+    maxtext = efficiency_for(v5e, get_model("llama2-13b"), ServingStack.MAXTEXT)
+    factor = STACK_FACTOR[ServingStack.MAXTEXT]
+    assert maxtext.decode == pytest.approx(calibrated.decode * factor) and "jetstream-maxtext" in maxtext.source
+    assert efficiency_for(v5e, get_model("llama2-13b"), ServingStack.PYTORCH) is calibrated
+    # int8 keeps its bf16 model's efficiency: its own cost is the read overhead, fitted to the int8 rows
+    int8 = efficiency_for(v5e, get_model("llama2-13b-int8"), ServingStack.PYTORCH)
+    assert (int8.decode, int8.int8_read_overhead) == (calibrated.decode, 0.5)
+    assert "int8" in int8.source
     fallback = efficiency_for(v6e, get_model("llama3-8b"))
     assert (fallback.kind, fallback.borrowed_from) == (EfficiencyKind.BORROWED, "tpu-v5e/llama2-7b")
-    assert fallback.provenance.startswith("borrowed from tpu-v5e/llama2-7b (no published JetStream figure for ")
+    assert fallback.provenance.startswith("borrowed from tpu-v5e/llama2-7b (no published figure for ")
+    # a GPU model without a figure borrows its family's reference; L4 borrows the A100's
+    gpu = efficiency_for(get_accelerator("h100-80gb-x1"), get_model("llama3-8b"))
+    assert (gpu.borrowed_from, gpu.decode) == ("h100/llama2-7b", CALIBRATED_EFFICIENCY[("h100", "llama2-7b")].decode)
+    assert efficiency_for(get_accelerator("l4-24gb-x1"), get_model("llama3-8b")).borrowed_from == "a100/llama2-7b"
     assert all(e.source and e.kind is EfficiencyKind.CALIBRATED for e in CALIBRATED_EFFICIENCY.values())
 
 

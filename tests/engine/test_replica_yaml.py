@@ -195,7 +195,8 @@ def test_every_preset_says_where_its_efficiency_comes_from(name: str) -> None:
     efficiency = config.resolved_efficiency
     key = (config.accelerator.family, config.model.family)
     if efficiency.kind is EfficiencyKind.CALIBRATED:
-        assert key in CALIBRATED_EFFICIENCY and config.model.precision is Precision.BF16
+        assert key in CALIBRATED_EFFICIENCY
+        assert (config.model.precision is Precision.INT8) == ("int8" in efficiency.source)
     else:  # not calibrated: it must say so, and name a setup that is
         assert efficiency.kind is EfficiencyKind.BORROWED
         assert efficiency.borrowed_from in {setup_name(k) for k in CALIBRATED_EFFICIENCY}

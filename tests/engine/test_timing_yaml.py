@@ -32,15 +32,19 @@ def test_without_buckets_a_prompt_costs_its_own_length() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        pytest.param({"decode_step_fixed_s": -1}, "'timing.decode_step_fixed_s' must be a number of seconds >= 0",
-                     id="negative"),
+        pytest.param(
+            {"decode_step_fixed_s": -1}, "'timing.decode_step_fixed_s' must be a number of seconds >= 0", id="negative"
+        ),
         pytest.param({"prefill_fixed_s": "fast"}, "'timing.prefill_fixed_s' must be a number of seconds", id="text"),
         pytest.param({"prefill_buckets": [128, 64]}, "'timing.prefill_buckets' must be increasing", id="buckets"),
         pytest.param({"prefill_buckets": 64}, "'timing.prefill_buckets' must be a list", id="buckets-scalar"),
         pytest.param({"decode_step": 1}, "'timing.decode_step' must be one of the timing fields", id="unknown"),
         pytest.param({"decode_step_fixed_s": None}, "'timing.decode_step_fixed_s' must be a number", id="null"),
-        pytest.param({"decode_step_fixed_s": 0, "decode_step_per_token_s": 0},
-                     "'timing.decode_step_fixed_s' must be > 0", id="free-decode"),
+        pytest.param(
+            {"decode_step_fixed_s": 0, "decode_step_per_token_s": 0},
+            "'timing.decode_step_fixed_s' must be > 0",
+            id="free-decode",
+        ),
     ],
 )
 def test_a_bad_timing_field_is_one_line_naming_it(change: dict[str, object], message: str) -> None:

@@ -33,44 +33,91 @@ def _with(config: DeployConfig, *args: str, **changes: object) -> DeployConfig:
 @pytest.mark.parametrize(
     ("shape", "config", "expected"),
     [
-        pytest.param(SHAPE, _with(MAXTEXT, "per_device_batch_size=4"),
-                     ["'args: per_device_batch_size' must be 14, as tuned: 112 slots on 8 chips (got 4)"],
-                     id="batch"),
+        pytest.param(
+            SHAPE,
+            _with(MAXTEXT, "per_device_batch_size=4"),
+            ["'args: per_device_batch_size' must be 14, as tuned: 112 slots on 8 chips (got 4)"],
+            id="batch",
+        ),
         pytest.param(SHAPE, _with(MAXTEXT, "per_device_batch_size=14.0"), [], id="batch-as-float-agrees"),
-        pytest.param(SHAPE, _with(MAXTEXT, "max_prefill_predict_length=512"),
-                     ["'args: max_prefill_predict_length' must be 1024, as tuned: the longest prompt (got 512)"],
-                     id="prefill"),
-        pytest.param(SHAPE, _with(MAXTEXT, "max_target_length=4096"),
-                     ["'args: max_target_length' must be 2048, as tuned: the KV cache length per slot (got 4096)"],
-                     id="target"),
-        pytest.param(SHAPE, dataclasses.replace(MAXTEXT, args=("model_name=gemma-7b",)),
-                     ["'args: model_name' must be llama2-7b, as tuned: the HPA was tuned for llama2-7b (got gemma-7b)"],
-                     id="model"),
-        pytest.param(SHAPE, _with(MAXTEXT, "quantization=int8"),
-                     ["'args: quantization' must be unset (bf16), as tuned: the HPA was tuned for llama2-7b "
-                      "(got int8)"], id="quantized"),
-        pytest.param(SHAPE, _with(MAXTEXT, tpu=dataclasses.replace(V5E, chips=4, topology="2x2")),
-                     ["'tpu.chips' must be 8, as tuned: tpu-v5e-8 has 8 chips per replica (got 4)"],
-                     id="chips"),
-        pytest.param(SHAPE, _with(MAXTEXT, tpu=dataclasses.replace(V5E, accelerator="tpu-v6e-slice")),
-                     ["'tpu.accelerator' must be a tpu-v5e node pool, as tuned: the HPA was tuned on tpu-v5e-8 "
-                      "(got tpu-v6e-slice (tpu-v6e))"], id="chip-family"),
-        pytest.param(dataclasses.replace(SHAPE, hbm_mode=HbmMode.PAGED), MAXTEXT,
-                     ["'args' must be a server that pages its KV cache, as tuned: the bundle was tuned with hbm_mode "
-                      "paged (got a MaxText server (it preallocates every slot's KV cache))"], id="paged"),
-        pytest.param(SHAPE, _with(SERVE, "--batch-size", "32"),
-                     ["'args: --batch-size' must be 112, as tuned: decode slots, 14 per device x 8 chips (got 32)"],
-                     id="serve-batch"),
-        pytest.param(SHAPE, dataclasses.replace(SERVE, args=("serve", "--preset", "h100/llama3-8b")),
-                     ["'args: --preset' must be v5e-8/llama2-7b, as tuned (got h100/llama3-8b)"],
-                     id="serve-preset"),
-        pytest.param(dataclasses.replace(SHAPE, name="my-l4", accelerator="nvidia-l4"), SERVE,
-                     ["'args: --preset' must be a preset of llama2-7b on nvidia-l4, as tuned: jetscale serve takes "
-                      "presets only, and none has this chip and model (got v5e-8/llama2-7b)"],
-                     id="serve-custom"),
-        pytest.param(dataclasses.replace(SHAPE, max_target_length=4096), SERVE,
-                     ["'args: --preset v5e-8/llama2-7b' must be max_target_length 4096, as tuned: jetscale serve has "
-                      "no flag for it (got max_target_length 2048)"], id="serve-length"),
+        pytest.param(
+            SHAPE,
+            _with(MAXTEXT, "max_prefill_predict_length=512"),
+            ["'args: max_prefill_predict_length' must be 1024, as tuned: the longest prompt (got 512)"],
+            id="prefill",
+        ),
+        pytest.param(
+            SHAPE,
+            _with(MAXTEXT, "max_target_length=4096"),
+            ["'args: max_target_length' must be 2048, as tuned: the KV cache length per slot (got 4096)"],
+            id="target",
+        ),
+        pytest.param(
+            SHAPE,
+            dataclasses.replace(MAXTEXT, args=("model_name=gemma-7b",)),
+            ["'args: model_name' must be llama2-7b, as tuned: the HPA was tuned for llama2-7b (got gemma-7b)"],
+            id="model",
+        ),
+        pytest.param(
+            SHAPE,
+            _with(MAXTEXT, "quantization=int8"),
+            ["'args: quantization' must be unset (bf16), as tuned: the HPA was tuned for llama2-7b (got int8)"],
+            id="quantized",
+        ),
+        pytest.param(
+            SHAPE,
+            _with(MAXTEXT, tpu=dataclasses.replace(V5E, chips=4, topology="2x2")),
+            ["'tpu.chips' must be 8, as tuned: tpu-v5e-8 has 8 chips per replica (got 4)"],
+            id="chips",
+        ),
+        pytest.param(
+            SHAPE,
+            _with(MAXTEXT, tpu=dataclasses.replace(V5E, accelerator="tpu-v6e-slice")),
+            [
+                "'tpu.accelerator' must be a tpu-v5e node pool, as tuned: the HPA was tuned on tpu-v5e-8 "
+                "(got tpu-v6e-slice (tpu-v6e))"
+            ],
+            id="chip-family",
+        ),
+        pytest.param(
+            dataclasses.replace(SHAPE, hbm_mode=HbmMode.PAGED),
+            MAXTEXT,
+            [
+                "'args' must be a server that pages its KV cache, as tuned: the bundle was tuned with hbm_mode "
+                "paged (got a MaxText server (it preallocates every slot's KV cache))"
+            ],
+            id="paged",
+        ),
+        pytest.param(
+            SHAPE,
+            _with(SERVE, "--batch-size", "32"),
+            ["'args: --batch-size' must be 112, as tuned: decode slots, 14 per device x 8 chips (got 32)"],
+            id="serve-batch",
+        ),
+        pytest.param(
+            SHAPE,
+            dataclasses.replace(SERVE, args=("serve", "--preset", "h100/llama3-8b")),
+            ["'args: --preset' must be v5e-8/llama2-7b, as tuned (got h100/llama3-8b)"],
+            id="serve-preset",
+        ),
+        pytest.param(
+            dataclasses.replace(SHAPE, name="my-l4", accelerator="nvidia-l4"),
+            SERVE,
+            [
+                "'args: --preset' must be a preset of llama2-7b on nvidia-l4, as tuned: jetscale serve takes "
+                "presets only, and none has this chip and model (got v5e-8/llama2-7b)"
+            ],
+            id="serve-custom",
+        ),
+        pytest.param(
+            dataclasses.replace(SHAPE, max_target_length=4096),
+            SERVE,
+            [
+                "'args: --preset v5e-8/llama2-7b' must be max_target_length 4096, as tuned: jetscale serve has "
+                "no flag for it (got max_target_length 2048)"
+            ],
+            id="serve-length",
+        ),
         pytest.param(SHAPE, MAXTEXT, [], id="silent-maxtext"),
         pytest.param(SHAPE, SERVE, [], id="silent-serve"),
     ],

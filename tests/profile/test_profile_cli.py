@@ -38,8 +38,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--api", "grpc"], "'--api' must be one of jetstream-http, jetstream-grpc, openai (got 'grpc')",
-                     id="api"),
+        pytest.param(
+            ["--api", "grpc"], "'--api' must be one of jetstream-http, jetstream-grpc, openai (got 'grpc')", id="api"
+        ),
         pytest.param(["--target", "127.0.0.1:9"], "'--target' must be an http:// or https:// URL", id="scheme"),
         pytest.param(["--server-speed", "0"], "'--server-speed' must be a number > 0 (got 0.0)", id="speed"),
         pytest.param(["--max-concurrency", "0"], "'--max-concurrency' must be an integer >= 1 (got 0)", id="ceiling"),

@@ -39,14 +39,29 @@ def _points(truth: MeasuredTiming, *, overhead_s: float = 0.0, noise: float = 0.
     for prompt in (128, 512):
         for n in (1, 2, 4, 8, 16):
             context = n * (prompt + 40)
-            points.decode.append(DecodePoint(concurrency=n, prompt_tokens=prompt, output_tokens=80,
-                                             context_tokens=context, step_s=jitter(truth.decode_step_s(context))))
+            points.decode.append(
+                DecodePoint(
+                    concurrency=n,
+                    prompt_tokens=prompt,
+                    output_tokens=80,
+                    context_tokens=context,
+                    step_s=jitter(truth.decode_step_s(context)),
+                )
+            )
     points.slots = 16
     config = dataclasses.replace(BASE, timing=truth)
     for clients in (16, 32):
         rate = closed_loop_tokens_s(config, clients, 128, 64)
-        points.capacity.append(CapacityPoint(concurrency=clients, prompt_tokens=128, output_tokens=64,
-                                             output_tokens_s=rate, ttft_p50_s=0.1, requests=clients * 5))
+        points.capacity.append(
+            CapacityPoint(
+                concurrency=clients,
+                prompt_tokens=128,
+                output_tokens=64,
+                output_tokens_s=rate,
+                ttft_p50_s=0.1,
+                requests=clients * 5,
+            )
+        )
     return points  # fmt: skip
 
 

@@ -114,9 +114,7 @@ def test_the_fitted_profile_predicts_held_out_loads_within_3_percent(
     assert predicted_tokens == pytest.approx(tokens_s, rel=0.03), report
 
 
-def test_a_second_run_resumes_from_what_the_first_measured(
-    served: tuple[str, Path, int], tmp_path: Path
-) -> None:
+def test_a_second_run_resumes_from_what_the_first_measured(served: tuple[str, Path, int], tmp_path: Path) -> None:
     url, replica, _ = served
     out = tmp_path / "prof"
     first = _cli(["profile", "--target", url, "--replica", str(replica), "--server-speed", str(SPEED),

@@ -19,7 +19,12 @@ from jetscale.server.runtime import RequestHandle
 
 
 async def paced(
-    server: ModelServer, clock: ManualClock, handle: RequestHandle, *, tick_s: float, until_s: float,
+    server: ModelServer,
+    clock: ManualClock,
+    handle: RequestHandle,
+    *,
+    tick_s: float,
+    until_s: float,
     hold_s: float = 0.0,
 ) -> list[tuple[float, int, int]]:
     """The ranges ``OrchestratorService.steps`` yields for ``handle``, with the (manual) time each came out;

@@ -125,9 +125,23 @@ async def test_request_id_names_the_response(any_server: ModelServer) -> None:
         (CMP, {"max_token": 4}, "max_token", 4),  # a field neither OpenAI nor vLLM defines
         (CHAT, {"echo": True}, "echo", True),
         (CHAT, {"add_generation_prompt": True, "continue_final_message": True}, "continue_final_message", True),
+        (CHAT, {"logprobs": 0.0}, "logprobs", 0.0),  # equal to False, yet not a boolean (schemathesis found it)
     ],
-    ids=["min-over-max", "min-negative", "priority", "ignore-eos-string", "prompt-logprobs", "return-token-ids",
-         "prompt-embeds", "empty-request-id", "continuous-not-bool", "unknown", "chat-echo", "continue-and-add"],
+    ids=[
+        "min-over-max",
+        "min-negative",
+        "priority",
+        "ignore-eos-string",
+        "prompt-logprobs",
+        "return-token-ids",
+        "prompt-embeds",
+        "empty-request-id",
+        "continuous-not-bool",
+        "unknown",
+        "chat-echo",
+        "continue-and-add",
+        "chat-logprobs-zero",
+    ],
 )
 async def test_vllm_fields_that_change_the_answer_or_are_malformed_are_refused(
     any_server: ModelServer, path: str, extra: dict[str, object], field: str, value: object

@@ -75,8 +75,16 @@ async def test_generate_default_max_tokens_is_capped_at_the_servers_limit(make_s
         ({"prompt": "hi", "priority": "high"}, "priority", "high"),
         ({"prompt": "hi", "session_cache": 3}, "session_cache", 3),
     ],
-    ids=["zero", "over-limit", "string-tokens", "prompt-number", "empty-prompt", "stream-string", "priority-string",
-         "session-cache-number"],
+    ids=[
+        "zero",
+        "over-limit",
+        "string-tokens",
+        "prompt-number",
+        "empty-prompt",
+        "stream-string",
+        "priority-string",
+        "session-cache-number",
+    ],
 )
 async def test_generate_refuses_bad_values_naming_the_field(
     any_server: ModelServer, body: dict[str, object], field: str, value: object

@@ -67,10 +67,16 @@ def test_every_example_replica_file_simulates(example: Path, tmp_path: Path) -> 
     ("change", "message"),
     [
         pytest.param({"decode_slots": 0}, "'decode_slots' must be an integer >= 1 (got 0)", id="slots"),
-        pytest.param({"accelerator": {**CUSTOM["accelerator"], "chips": "two"}},  # type: ignore[dict-item]
-                     "'accelerator.chips' must be a whole number > 0", id="chips"),
-        pytest.param({"model": {**CUSTOM["model"], "heads": 31}},  # type: ignore[dict-item]
-                     "'model.kv_heads' must divide heads (31)", id="heads"),
+        pytest.param(
+            {"accelerator": {**CUSTOM["accelerator"], "chips": "two"}},  # type: ignore[dict-item]
+            "'accelerator.chips' must be a whole number > 0",
+            id="chips",
+        ),
+        pytest.param(
+            {"model": {**CUSTOM["model"], "heads": 31}},  # type: ignore[dict-item]
+            "'model.kv_heads' must divide heads (31)",
+            id="heads",
+        ),
     ],
 )
 def test_a_bad_field_is_one_line_and_exit_2(
@@ -102,5 +108,5 @@ def test_presets_shows_each_setups_efficiency_and_a_replica_files(
     assert "calibrated [1]" in rows["v5e-8/llama2-7b"] and "preallocated" in rows["v5e-8/llama2-7b"]
     assert "borrowed [" in rows["v6e-8/llama3-8b"] and "borrowed [" in rows["l4.yaml"]
     assert "nvidia-l4" in rows["l4.yaml"]
-    assert "[1] tpu-v5e/llama2-7b, calibrated on tpu-recipes" in out
-    assert "fitted = from a measured profile" in out
+    assert "[1] tpu-v5e/llama2-7b, calibrated on jetstream-pytorch" in out
+    assert "fitted = from a measured profile (`jetscale profile`)" in out

@@ -23,8 +23,9 @@ def _simulate(workload: str, tmp_path: object, capsys: pytest.CaptureFixture[str
     return json.loads(capsys.readouterr().out) if "--json" in extra else {"console": capsys.readouterr().out}
 
 
-def test_prompts_over_the_prefill_length_are_counted_and_served_cut(tmp_path: object,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_prompts_over_the_prefill_length_are_counted_and_served_cut(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = _simulate("fixed:input=1500,output=100", tmp_path, capsys, "--json")["runs"][0]
     sizes, done = run["sizes"], run["counts"]["done"]
     assert done == run["counts"]["arrived"] > 50

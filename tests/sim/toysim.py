@@ -17,7 +17,6 @@ __all__ = ["PREFILL_S", "burst", "one_replica", "toy"]
 PREFILL_S = 0.016  # a prompt of up to 16 tokens
 
 
-
 def toy(**overrides: object) -> ReplicaConfig:
     """The toy replica: 1 decode slot, prompts up to 32 tokens, 64 tokens per slot; ``overrides`` on top."""
     fields: dict[str, object] = {

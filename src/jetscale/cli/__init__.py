@@ -41,6 +41,7 @@ def _register() -> None:
     for area in (serve, load, up, demo, simulate, tune, k8s, profile, predict):
         area.register(app)
 
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     _register()

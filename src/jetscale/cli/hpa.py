@@ -3,6 +3,10 @@
 The helpers here (``read_manifest``, ``load_hpa_file``, ``spec_table``) are the file-reading edge of
 ``jetscale.hpa.spec`` and are shared by every ``hpa`` sub-command and by ``simulate``, ``tune`` and ``up``.
 
+``--kubernetes-version`` (1.33 .. 1.37, default 1.37) picks the feature gates' defaults
+(``jetscale.hpa.versions``): HPAScaleToZero is on from 1.37, so ``minReplicas: 0`` with an Object or
+External metric is accepted there without ``--scale-to-zero``; ``--no-scale-to-zero`` turns it off.
+
 ``load_hpa_file`` also refuses a target of 90 on a fraction metric (``FRACTION_METRICS``: JetStream's
 slot use and the HBM ratio are 0..1, so 90 means "never scale"), naming the unit. ``explain`` and
 ``decide`` take ``--json`` (one document on stdout, nothing else).
@@ -22,6 +26,7 @@ from jetscale.errors import ConfigError
 from jetscale.hpa.describe import Origin, describe_spec
 from jetscale.hpa.spec import load_manifest, parse_hpa
 from jetscale.hpa.types import ControllerConfig, HPASpec
+from jetscale.hpa.versions import DEFAULT_KUBERNETES_VERSION, SUPPORTED_KUBERNETES_VERSIONS, controller_config_for
 from jetscale.units import format_milli
 
 __all__ = ["FRACTION_METRICS", "app", "check_fraction_targets", "load_hpa_file", "read_manifest", "spec_table"]
@@ -47,8 +52,20 @@ ManifestArg = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")]
 ScaleToZeroOpt = Annotated[
-    bool,
-    typer.Option("--scale-to-zero", help="Enable the HPAScaleToZero feature gate (allows minReplicas: 0)."),
+    bool | None,
+    typer.Option(
+        "--scale-to-zero/--no-scale-to-zero",
+        help="Turn the HPAScaleToZero feature gate on or off (it allows minReplicas: 0); "
+        "default: the Kubernetes version's default (on from 1.37).",
+        show_default=False,
+    ),
+]
+VersionOpt = Annotated[
+    str,
+    typer.Option(
+        "--kubernetes-version",
+        help=f"The Kubernetes release whose feature-gate defaults apply ({', '.join(SUPPORTED_KUBERNETES_VERSIONS)}).",
+    ),
 ]
 
 
@@ -63,10 +80,13 @@ def read_manifest(path: Path) -> Mapping[str, object]:
     return load_manifest(text, origin=str(path))
 
 
-def load_hpa_file(path: Path, *, scale_to_zero: bool = False) -> HPASpec:
+def load_hpa_file(path: Path, *, scale_to_zero: bool | None = None, kubernetes_version: str | None = None) -> HPASpec:
     """The validated spec of the manifest at ``path``; ``ManifestError`` lists every invalid field, and a
-    fraction metric with a target above 1 is a ``ConfigError`` (``check_fraction_targets``)."""
-    spec = parse_hpa(read_manifest(path), origin=str(path), scale_to_zero=scale_to_zero)
+    fraction metric with a target above 1 is a ``ConfigError`` (``check_fraction_targets``).
+    ``scale_to_zero`` None is ``kubernetes_version``'s default (off when no version is given)."""
+    spec = parse_hpa(
+        read_manifest(path), origin=str(path), scale_to_zero=scale_to_zero, kubernetes_version=kubernetes_version
+    )
     check_fraction_targets(spec, origin=str(path))
     return spec
 
@@ -97,10 +117,25 @@ def spec_table(spec: HPASpec, manifest: Mapping[str, object], config: Controller
 
 
 @app.command()
-def explain(manifest: ManifestArg, scale_to_zero: ScaleToZeroOpt = False, json_out: JsonOpt = False) -> None:
+def _config_for(kubernetes_version: str, scale_to_zero: bool | None) -> ControllerConfig:
+    """The controller of ``--kubernetes-version``, with ``--scale-to-zero``/``--no-scale-to-zero`` if given."""
+    overrides = {} if scale_to_zero is None else {"scale_to_zero": scale_to_zero}
+    return controller_config_for(kubernetes_version, **overrides)
+
+
+@app.command()
+def explain(
+    manifest: ManifestArg,
+    scale_to_zero: ScaleToZeroOpt = None,
+    kubernetes_version: VersionOpt = DEFAULT_KUBERNETES_VERSION,
+    json_out: JsonOpt = False,
+) -> None:
     """Print the effective spec of HPA.yaml: every value, defaults filled in, and where each came from."""
+    config = _config_for(kubernetes_version, scale_to_zero)
     document = read_manifest(manifest)
-    spec = parse_hpa(document, origin=str(manifest), scale_to_zero=scale_to_zero)
+    spec = parse_hpa(
+        document, origin=str(manifest), scale_to_zero=config.scale_to_zero, kubernetes_version=kubernetes_version
+    )
     if json_out:
         ref = spec.scale_target_ref
         print_json(
@@ -112,13 +147,14 @@ def explain(manifest: ManifestArg, scale_to_zero: ScaleToZeroOpt = False, json_o
                 "scale_target_ref": {"kind": ref.kind, "name": ref.name},
                 "legacy_behavior": spec.behavior is None,
                 "fields": [
-                    {"field": r.field, "value": r.value, "from": r.origin.value} for r in describe_spec(spec, document)
+                    {"field": r.field, "value": r.value, "from": r.origin.value}
+                    for r in describe_spec(spec, document, config=config)
                 ],
             }
         )
         return
     console = make_console()
-    console.print(spec_table(spec, document))
+    console.print(spec_table(spec, document, config))
     if spec.behavior is None:
         console.print(
             "No spec.behavior: the controller's legacy rules apply. Add a behavior block to choose "
@@ -132,8 +168,11 @@ def decide(
     current: Annotated[int, typer.Option("--current", help="Current replicas (scale.spec.replicas).")],
     metric: Annotated[
         list[str],
-        typer.Option("--metric", help="NAME=V1,V2,...: one value per pod (Pods/Resource), one for Object, "
-                     "one per series for External. Repeat for several metrics."),
+        typer.Option(
+            "--metric",
+            help="NAME=V1,V2,...: one value per pod (Pods/Resource), one for Object, "
+            "one per series for External. Repeat for several metrics.",
+        ),
     ],
     request: Annotated[
         list[str] | None,
@@ -146,7 +185,8 @@ def decide(
     now: Annotated[
         float, typer.Option("--now", help="The time of this sync, in seconds on the history's clock.")
     ] = 0.0,
-    scale_to_zero: ScaleToZeroOpt = False,
+    scale_to_zero: ScaleToZeroOpt = None,
+    kubernetes_version: VersionOpt = DEFAULT_KUBERNETES_VERSION,
     json_out: JsonOpt = False,
 ) -> None:
     """One reconcile of HPA.yaml on the given metric values: the decision, its reason and the arithmetic.
@@ -155,9 +195,16 @@ def decide(
     """
     from jetscale.cli import hpa_decide
 
-    spec = load_hpa_file(manifest, scale_to_zero=scale_to_zero)
+    config = _config_for(kubernetes_version, scale_to_zero)
+    spec = load_hpa_file(manifest, scale_to_zero=config.scale_to_zero, kubernetes_version=kubernetes_version)
     decision, state = hpa_decide.decide(
-        spec, current=current, metric_flags=metric, request_flags=request or [], history=history, now_s=now
+        spec,
+        current=current,
+        metric_flags=metric,
+        request_flags=request or [],
+        history=history,
+        now_s=now,
+        config=config,
     )
     if save is not None:
         hpa_decide.save_history(save, state)

@@ -27,6 +27,7 @@ from jetscale.hpa.types import (
     Condition,
     ConditionStatus,
     Container,
+    ControllerConfig,
     ExternalMetric,
     HPASpec,
     MetricFailure,
@@ -232,10 +233,12 @@ def decide(
     request_flags: Sequence[str],
     history: Path | None,
     now_s: float,
+    config: ControllerConfig | None = None,
 ) -> tuple[Decision, ControllerState]:
+    """One reconcile on the flags' observation; ``config`` None is ``ControllerConfig()``."""
     observation = build_observation(spec, current, parse_metric_flags(metric_flags), parse_requests(request_flags))
     state = load_history(history) if history is not None else ControllerState()
-    return reconcile(spec, state, observation, now_s)
+    return reconcile(spec, state, observation, now_s, config or ControllerConfig())
 
 
 def decision_document(spec: HPASpec, decision: Decision) -> dict[str, object]:

@@ -1,6 +1,8 @@
 """``jetscale predict``: what a replica gives before you rent it: peak throughput, TTFT, TPOT and HBM.
 
-Example: ``jetscale predict --preset v5e-8/llama2-7b --slots 128 --workload sharegpt-like``, or
+Example: ``jetscale predict --preset v5e-8/llama2-7b --slots 128 --workload sharegpt-like``;
+``--preset v5e-8/llama2-7b --model llama3-8b-int8 --slots 256`` for Llama-3-8B int8 with 256 slots on
+v5e-8 (also ``--accelerator``, ``--cache-length``, ``--data-parallel``, ``--stack``); or
 ``--replica R.yaml`` for a setup no preset names (your own chip and model, int8, another cache length;
 docs/replica.md), or ``--replica DIR/profile.yaml`` for a profiled server. The request shape is
 ``--input-tokens``/``--output-tokens``, or the means a ``--workload`` produces once its prompts are cut
@@ -12,7 +14,6 @@ as one document.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +44,21 @@ def predict_command(
         Path | None, typer.Option("--replica", help="A replica YAML (docs/replica.md) or a profile.yaml.")
     ] = None,
     slots: Annotated[int | None, typer.Option("--slots", help="Decode slots (overrides the replica's).")] = None,
+    accelerator: Annotated[
+        str | None, typer.Option("--accelerator", help="A chip by name (tpu-v5e-8, h100-80gb-x1, l4-24gb-x1, ...).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="A model by name; `-int8` names int8 weights and KV (llama3-8b-int8).")
+    ] = None,
+    cache_length: Annotated[
+        int | None, typer.Option("--cache-length", help="KV cache tokens per slot; below the target: a rolling window.")
+    ] = None,
+    data_parallel: Annotated[
+        int | None, typer.Option("--data-parallel", help="Groups of chips each holding all the weights.")
+    ] = None,
+    stack: Annotated[
+        str | None, typer.Option("--stack", help="jetstream-maxtext or jetstream-pytorch (picks the efficiency).")
+    ] = None,
     input_tokens: Annotated[int | None, typer.Option("--input-tokens", help="Prompt tokens per request.")] = None,
     output_tokens: Annotated[int | None, typer.Option("--output-tokens", help="Output tokens per request.")] = None,
     workload: Annotated[
@@ -53,16 +69,23 @@ def predict_command(
     """Predict a replica's peak throughput, TTFT, TPOT and HBM from the engine model."""
     from rich.table import Table
 
-    from jetscale.engine.presets import modeled_peak
+    from jetscale.engine.presets import modeled_peak, replica_config_from_mapping, replica_config_to_mapping
     from jetscale.sim.options import one_replica_option
 
     if workload is not None and (input_tokens is not None or output_tokens is not None):
         raise ConfigError("'--workload' must not be given with --input-tokens/--output-tokens (got both)")
     config = one_replica_option(preset, replica)
-    if slots is not None:
-        if slots < 1:
-            raise ConfigError(f"'--slots' must be an integer >= 1 (got {slots})")
-        config = dataclasses.replace(config, decode_slots=slots)
+    if slots is not None and slots < 1:
+        raise ConfigError(f"'--slots' must be an integer >= 1 (got {slots})")
+    overrides = {
+        "accelerator": accelerator, "model": model, "decode_slots": slots, "cache_length": cache_length,
+        "data_parallel": data_parallel, "stack": stack,
+    }  # fmt: skip
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        changed = ", ".join(f"{k}={v}" for k, v in given.items())
+        name = f"{config.name or preset or replica} with {changed}"
+        config = replica_config_from_mapping({**replica_config_to_mapping(config), **given, "name": name})
     cut_share = 0.0
     if workload is not None:
         input_tokens, output_tokens, cut_share = _workload_means(workload, config.max_prefill_length,
@@ -75,6 +98,8 @@ def predict_command(
         "setup": config.name or (preset or str(replica)), "accelerator": config.accelerator.name,
         "model": config.model.name, "decode_slots": config.decode_slots,
         "max_prefill_length": config.max_prefill_length, "max_target_length": config.max_target_length,
+        "cache_length": config.cache_tokens, "kv_read": config.kv_read.value, "data_parallel": config.data_parallel,
+        "stack": config.stack.value,
         "input_tokens": peak.input_tokens, "output_tokens": peak.output_tokens,
         "prompts_cut_share": cut_share,
         "peak_output_tokens_s": peak.output_tokens_s, "peak_input_tokens_s": requests_s * peak.input_tokens,
@@ -91,6 +116,8 @@ def predict_command(
     table.add_column("value", justify="right")
     rows = [
         ("request shape", f"{peak.input_tokens} in, {peak.output_tokens} out"),
+        ("cache per slot", f"{config.cache_tokens} tokens, read {config.kv_read.value}"
+                           + (f", {config.data_parallel} data-parallel groups" if config.data_parallel > 1 else "")),
         ("peak output tokens/s", f"{peak.output_tokens_s:,.0f}"),
         ("peak requests/s", f"{requests_s:,.2f}"),
         ("TTFT, idle replica", f"{ttft_s * 1e3:,.1f} ms"),

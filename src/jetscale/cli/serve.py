@@ -263,9 +263,9 @@ def presets(
     console = make_console()
     console.print(table)
     console.print(
-        "efficiency: calibrated = fitted to a published JetStream figure of that chip and model; borrowed = the "
-        "efficiency of the calibrated setup [n], reused where no figure exists (its throughput is a guess); fitted "
-        "= from a measured profile (`jetscale profile`, not built yet); given = set in a replica YAML.",
+        "efficiency: calibrated = fitted to published figures of that chip and model (docs/calibration.md); "
+        "borrowed = the efficiency of the calibrated setup [n], reused where no figure exists (its throughput is a "
+        "guess); fitted = from a measured profile (`jetscale profile`); given = set in a replica YAML.",
         soft_wrap=True,
         markup=False,
     )

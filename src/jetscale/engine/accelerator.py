@@ -6,8 +6,18 @@ sequence once, and produces one token per active slot. A prefill is compute-boun
 by a measured efficiency, then adds a fixed overhead per call:
 
 * decode step = max(bytes read / HBM bandwidth, FLOPs / peak) / decode efficiency + decode overhead,
-  bytes read = weights + KV cache of the active slots' contexts, FLOPs = 2 x params x decode slots
-  (JetStream steps the whole static batch, empty slots included);
+  bytes read = weights + the KV cache the attention reads, FLOPs = 2 x params x decode slots
+  (JetStream steps the whole static batch, empty slots included). A server that preallocates its cache
+  (MaxText, jetstream-pytorch) reads every slot's whole cache each step, masked, whatever its
+  occupancy: ``cache_length`` tokens per slot. A paged server (vLLM) reads only the active tokens;
+* int8 values (weights, KV) read half the bytes of bf16 but are dequantized on the fly: each costs
+  ``1 + int8_read_overhead`` bytes of read time (``Efficiency.int8_read_overhead``, fitted to the
+  published int8 figures);
+* a decode step also pays a fixed overhead and one per slot (host work per token);
+* data parallel (jetstream-pytorch ``shard_on_batch``): the chips form ``data_parallel`` groups, each
+  holding all the weights and its share of the slots, stepping in lockstep: every group reads the
+  weights, so a step reads them ``data_parallel`` times over the same aggregate bandwidth, and a
+  prefill runs on one group;
 * prefill of n prompt tokens, padded to JetStream's bucket = max(2 x params x padded / peak,
   weights / bandwidth) / prefill efficiency + prefill overhead;
 * KV bytes per token = 2 (K and V) x layers x KV heads x head size x bytes per KV value.
@@ -16,8 +26,8 @@ Attention FLOPs and the logits are not modeled separately: they hide inside the 
 efficiencies (see ``jetscale.engine.calibration`` for the calibration and its sources); an
 ``Efficiency`` says where its numbers come from (``EfficiencyKind``: calibrated against a published
 figure, borrowed from a calibrated setup, fitted to a profile, or given in a replica YAML).
-Every table entry keeps its source next to it; chips and models outside the tables are read from their
-data sheets (``jetscale.engine.datasheet``). Pure: no clock, no I/O.
+The tables of chips and models, each entry with its source, are ``jetscale.engine.catalog``; chips and
+models outside them are read from their data sheets (``jetscale.engine.datasheet``). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -29,9 +39,7 @@ from enum import StrEnum
 from jetscale.errors import ConfigError
 
 __all__ = [
-    "ACCELERATORS",
     "GIB",
-    "MODELS",
     "PREFILL_BUCKETS",
     "Accelerator",
     "Efficiency",
@@ -39,10 +47,9 @@ __all__ = [
     "Model",
     "Precision",
     "Roofline",
-    "get_accelerator",
-    "get_model",
     "prefill_bucket",
     "prefill_buckets",
+    "read_bytes",
     "roofline",
 ]
 
@@ -147,7 +154,7 @@ class EfficiencyKind(StrEnum):
 
     CALIBRATED = "calibrated"  # fitted to a published throughput figure of this chip and model (``source``)
     BORROWED = "borrowed"  # a calibrated setup's efficiency reused for another (``borrowed_from``)
-    FITTED = "fitted"  # fitted to measured points of a profile (``profile``; `jetscale profile`, not built yet)
+    FITTED = "fitted"  # fitted to measured points of a profile (``profile``)
     GIVEN = "given"  # set by hand (a replica YAML's ``efficiency``, a test)
 
 
@@ -163,13 +170,17 @@ class Efficiency:
     kind: EfficiencyKind = EfficiencyKind.GIVEN
     borrowed_from: str | None = None  # BORROWED: the calibrated setup, "<chip family>/<model family>"
     profile: str | None = None  # FITTED: the profile the points come from (what `jetscale profile` will write)
+    # an int8 value (weight or KV) costs (1 + this) bytes of read time: its dequantization on the fly
+    int8_read_overhead: float = 0.0
+    # host work per decode slot per step (JetStream's orchestrator handles every slot's token in Python)
+    decode_overhead_s_per_slot: float = 0.0
 
     def __post_init__(self) -> None:
         for field in ("decode", "prefill"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
                 raise ConfigError(f"'{field}' must be in (0, 1] (got {value!r})")
-        for field in ("decode_overhead_s", "prefill_overhead_s"):
+        for field in ("decode_overhead_s", "prefill_overhead_s", "int8_read_overhead", "decode_overhead_s_per_slot"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0.0:
                 raise ConfigError(f"'{field}' must be >= 0 (got {value!r})")
@@ -204,21 +215,22 @@ class Roofline:
     """The timing of one replica, reduced to a few coefficients (all seconds).
 
     decode step over a batch whose contexts total ``c`` tokens:
-    ``max(weight_read_s + kv_read_s_per_token * c, decode_compute_s) / decode_efficiency
+    ``max(weight_read_s + cache_read_s + kv_read_s_per_token * c, decode_compute_s) / decode_efficiency
     + decode_overhead_s``.
     """
 
-    weight_read_s: float  # weights / aggregate HBM bandwidth
-    kv_read_s_per_token: float  # KV bytes per token / aggregate HBM bandwidth
+    weight_read_s: float  # weights / aggregate HBM bandwidth (x data-parallel groups)
+    kv_read_s_per_token: float  # KV bytes per token / aggregate HBM bandwidth; 0 when the whole cache is read
     decode_compute_s: float  # 2 x params x decode slots / peak
     decode_efficiency: float
     decode_overhead_s: float
     buckets: tuple[int, ...]  # prefill buckets up to max_prefill_length
     prefill_bucket_s: tuple[float, ...]  # prefill time of each bucket
+    cache_read_s: float = 0.0  # every slot's preallocated cache, read whole each step (else 0)
 
     def decode_step_s(self, context_tokens: int) -> float:
         """One generate step when the active slots hold ``context_tokens`` tokens in all."""
-        read_s = self.weight_read_s + self.kv_read_s_per_token * context_tokens
+        read_s = self.weight_read_s + self.cache_read_s + self.kv_read_s_per_token * context_tokens
         return max(read_s, self.decode_compute_s) / self.decode_efficiency + self.decode_overhead_s
 
     def prefill_s(self, prompt_tokens: int) -> float:
@@ -246,248 +258,52 @@ def roofline(
     *,
     decode_slots: int,
     max_prefill_length: int,
+    cache_length: int | None = None,
+    data_parallel: int = 1,
 ) -> Roofline:
-    """The timing coefficients of ``model`` served on ``accelerator`` with ``decode_slots`` slots."""
+    """The timing coefficients of ``model`` served on ``accelerator`` with ``decode_slots`` slots.
+
+    ``cache_length``: every slot's preallocated cache is read whole each step (tokens per slot); None:
+    only the active tokens are read (a paged cache). ``data_parallel``: groups of chips, each with all
+    the weights (it divides the chips).
+    """
     _positive("decode_slots", decode_slots)
+    _positive("data_parallel", data_parallel)
+    if accelerator.chips % data_parallel:
+        raise ConfigError(
+            f"'data_parallel' must divide the chips ({accelerator.chips} on {accelerator.name}) (got {data_parallel})"
+        )
     bandwidth = accelerator.bandwidth_bytes_s
     peak = accelerator.peak_flops(model.precision)
-    weight_read_s = model.weight_bytes / bandwidth
+    weight_read_s = data_parallel * read_bytes(model.weight_bytes, model.weight_bytes_per_param, efficiency) / bandwidth
+    kv_read_s_per_token = read_bytes(model.kv_bytes_per_token, model.kv_bytes_per_value, efficiency) / bandwidth
+    # a prefill runs on one group: its share of the chips, all the weights
+    group_peak, group_weight_read_s = peak / data_parallel, weight_read_s
     buckets = prefill_buckets(max_prefill_length)
     prefill_times = tuple(
-        max(2.0 * model.params * padded / peak, weight_read_s) / efficiency.prefill + efficiency.prefill_overhead_s
+        max(2.0 * model.params * padded / group_peak, group_weight_read_s) / efficiency.prefill
+        + efficiency.prefill_overhead_s
         for padded in buckets
     )
     return Roofline(
         weight_read_s=weight_read_s,
-        kv_read_s_per_token=model.kv_bytes_per_token / bandwidth,
+        kv_read_s_per_token=0.0 if cache_length is not None else kv_read_s_per_token,
+        cache_read_s=kv_read_s_per_token * decode_slots * cache_length if cache_length is not None else 0.0,
         decode_compute_s=2.0 * model.params * decode_slots / peak,
         decode_efficiency=efficiency.decode,
-        decode_overhead_s=efficiency.decode_overhead_s,
+        decode_overhead_s=efficiency.decode_overhead_s + efficiency.decode_overhead_s_per_slot * decode_slots,
         buckets=buckets,
         prefill_bucket_s=prefill_times,
     )
 
 
+def read_bytes(stored_bytes: float, bytes_per_value: float, efficiency: Efficiency) -> float:
+    """The bytes of read time ``stored_bytes`` cost: int8 values (one byte each) pay their dequantization."""
+    if bytes_per_value == 1:
+        return stored_bytes * (1.0 + efficiency.int8_read_overhead)
+    return stored_bytes
+
+
 def _positive(field: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"'{field}' must be > 0 (got {value!r})")
-
-
-# --- Chips -------------------------------------------------------------------------------------------
-# Cloud TPU docs (system architecture pages):
-# v5e 197 TFLOP/s bf16, 393 TOP/s int8, 16 GiB HBM2, 819 GB/s; v6e 918 / 1836, 32 GiB, 1638 GB/s.
-_V5E = "Cloud TPU v5e docs: 197 TFLOP/s bf16, 393 TOP/s int8, 16 GiB HBM2, 819 GB/s per chip"
-_V6E = (
-    "Cloud TPU v6e (Trillium) docs: 918 TFLOP/s bf16, 1836 TOP/s int8, 32 GiB HBM, 1638 GB/s per chip; "
-    "JAX sees 31.25 GiB of it (MaxText MLPerf log), so 0.75 GiB is the runtime's"
-)
-_V5P = "Cloud TPU v5p docs: 459 TFLOP/s bf16, 918 TOP/s int8, 95 GiB HBM2e, 2765 GB/s per chip; v5p-8 = 4 chips"
-_H100 = "NVIDIA H100 SXM5 80GB datasheet: 989 TFLOP/s bf16 dense, 1979 TOP/s int8 dense, 80 GiB HBM3, 3.35 TB/s"
-
-
-def _tpu_v5e(chips: int) -> Accelerator:
-    return Accelerator(
-        name=f"tpu-v5e-{chips}",
-        family="tpu-v5e",
-        chips=chips,
-        hbm_bytes_per_chip=16 * GIB,
-        hbm_bandwidth_bytes_s=819e9,
-        peak_bf16_flops=197e12,
-        peak_int8_ops=393e12,
-        runtime_reserve_bytes_per_chip=GIB // 4,  # estimate: JAX reports ~15.75 GiB usable
-        source=_V5E,
-    )
-
-
-def _tpu_v6e(chips: int) -> Accelerator:
-    return Accelerator(
-        name=f"tpu-v6e-{chips}",
-        family="tpu-v6e",
-        chips=chips,
-        hbm_bytes_per_chip=32 * GIB,
-        hbm_bandwidth_bytes_s=1638e9,
-        peak_bf16_flops=918e12,
-        peak_int8_ops=1836e12,
-        runtime_reserve_bytes_per_chip=3 * GIB // 4,
-        source=_V6E,
-    )
-
-
-def _h100(gpus: int) -> Accelerator:
-    return Accelerator(
-        name=f"h100-80gb-x{gpus}",
-        family="h100",
-        chips=gpus,
-        hbm_bytes_per_chip=80 * GIB,
-        hbm_bandwidth_bytes_s=3.35e12,
-        peak_bf16_flops=989e12,
-        peak_int8_ops=1979e12,
-        runtime_reserve_bytes_per_chip=GIB,  # estimate: CUDA context and allocator slack
-        source=_H100,
-    )
-
-
-ACCELERATORS: dict[str, Accelerator] = {
-    a.name: a
-    for a in (
-        _tpu_v5e(1),
-        _tpu_v5e(4),
-        _tpu_v5e(8),
-        _tpu_v6e(1),
-        _tpu_v6e(4),
-        _tpu_v6e(8),
-        Accelerator(
-            name="tpu-v5p-8",
-            family="tpu-v5p",
-            chips=4,
-            hbm_bytes_per_chip=95 * GIB,
-            hbm_bandwidth_bytes_s=2765e9,
-            peak_bf16_flops=459e12,
-            peak_int8_ops=918e12,
-            runtime_reserve_bytes_per_chip=GIB,  # estimate
-            source=_V5P,
-        ),
-        _h100(1),
-        _h100(8),
-    )
-}
-
-
-# --- Models --------------------------------------------------------------------------------------------
-# Sizes from the models' Hugging Face config.json files (num_hidden_layers, hidden_size,
-# num_attention_heads, num_key_value_heads, head_dim or hidden_size / num_attention_heads, vocab_size) and
-# their exact parameter counts.
-def _bf16(
-    name: str,
-    *,
-    params: int,
-    layers: int,
-    hidden_size: int,
-    heads: int,
-    kv_heads: int,
-    head_dim: int,
-    vocab_size: int,
-    source: str,
-) -> Model:
-    return Model(
-        name=name,
-        family=name,
-        params=params,
-        layers=layers,
-        hidden_size=hidden_size,
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab_size=vocab_size,
-        precision=Precision.BF16,
-        weight_bytes_per_param=2.0,
-        kv_bytes_per_value=2,
-        source=source,
-    )
-
-
-def _int8(base: Model) -> Model:
-    """MaxText's ``quantization=int8`` with ``quantize_kvcache=True``: int8 weights and KV cache."""
-    return Model(
-        name=f"{base.name}-int8",
-        family=base.family,
-        params=base.params,
-        layers=base.layers,
-        hidden_size=base.hidden_size,
-        heads=base.heads,
-        kv_heads=base.kv_heads,
-        head_dim=base.head_dim,
-        vocab_size=base.vocab_size,
-        precision=Precision.INT8,
-        weight_bytes_per_param=1.0,
-        kv_bytes_per_value=1,
-        source=f"{base.source}; int8 weights and KV cache (MaxText quantization=int8, quantize_kvcache)",
-    )
-
-
-_BASE_MODELS = (
-    _bf16(
-        "gemma-7b",
-        params=8_537_680_896,
-        layers=28,
-        hidden_size=3072,
-        heads=16,
-        kv_heads=16,
-        head_dim=256,
-        vocab_size=256_000,
-        source="google/gemma-7b config.json: 28 layers, 16 KV heads x 256, vocab 256000; 8.54B params",
-    ),
-    _bf16(
-        "llama2-7b",
-        params=6_738_415_616,
-        layers=32,
-        hidden_size=4096,
-        heads=32,
-        kv_heads=32,
-        head_dim=128,
-        vocab_size=32_000,
-        source="meta-llama/Llama-2-7b-hf config.json: 32 layers, 32 KV heads x 128, vocab 32000; 6.74B params",
-    ),
-    _bf16(
-        "llama2-13b",
-        params=13_015_864_320,
-        layers=40,
-        hidden_size=5120,
-        heads=40,
-        kv_heads=40,
-        head_dim=128,
-        vocab_size=32_000,
-        source="meta-llama/Llama-2-13b-hf config.json: 40 layers, 40 KV heads x 128, vocab 32000; 13.0B params",
-    ),
-    _bf16(
-        "llama2-70b",
-        params=68_976_648_192,
-        layers=80,
-        hidden_size=8192,
-        heads=64,
-        kv_heads=8,
-        head_dim=128,
-        vocab_size=32_000,
-        source="meta-llama/Llama-2-70b-hf config.json: 80 layers, 8 KV heads x 128 (GQA), vocab 32000; 69.0B",
-    ),
-    _bf16(
-        "llama3-8b",
-        params=8_030_261_248,
-        layers=32,
-        hidden_size=4096,
-        heads=32,
-        kv_heads=8,
-        head_dim=128,
-        vocab_size=128_256,
-        source="meta-llama/Meta-Llama-3-8B config.json: 32 layers, 8 KV heads x 128 (GQA), vocab 128256; 8.03B",
-    ),
-    _bf16(
-        "llama3-70b",
-        params=70_553_706_496,
-        layers=80,
-        hidden_size=8192,
-        heads=64,
-        kv_heads=8,
-        head_dim=128,
-        vocab_size=128_256,
-        source="meta-llama/Meta-Llama-3-70B config.json: 80 layers, 8 KV heads x 128 (GQA), vocab 128256; 70.6B",
-    ),
-)
-
-MODELS: dict[str, Model] = {m.name: m for base in _BASE_MODELS for m in (base, _int8(base))}
-
-
-def get_accelerator(name: str) -> Accelerator:
-    """The accelerator called ``name``; ConfigError listing the known ones otherwise."""
-    try:
-        return ACCELERATORS[name]
-    except KeyError:
-        raise ConfigError(f"'accelerator' must be one of {', '.join(ACCELERATORS)} (got {name!r})") from None
-
-
-def get_model(name: str) -> Model:
-    """The model called ``name``; ConfigError listing the known ones otherwise."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ConfigError(f"'model' must be one of {', '.join(MODELS)} (got {name!r})") from None

@@ -1,55 +1,102 @@
-"""The efficiencies of the roofline, calibrated against published JetStream figures, and the rule for
-every setup without one.
+"""The efficiencies of the roofline, calibrated against published figures, and the rule for every setup
+without one.
 
-A setup is a (chip family, model family) pair. Three of them have a published throughput figure and
-are **calibrated** (``benchmarks/calibration.py`` replays each figure and prints the error). Every other
-setup **borrows** a calibrated one and says which: an int8 model borrows its bf16 model's on the same
-chip family (the figures are bf16), anything else borrows ``tpu-v5e/llama2-7b``, the setup with two
-independent figures. A **fitted** efficiency (from a measured profile, ``jetscale profile``) is not
-built yet; ``EfficiencyKind.FITTED`` and ``Efficiency.profile`` are where it will go. Pure.
+A setup is a (chip family, model family) pair served by a stack. ``benchmarks/calibration.py`` replays
+every published figure and prints predicted vs published with the error (docs/calibration.md):
+
+* **TPU v5e**: jetstream-pytorch's table (15 rows: five models, bf16 and int8, batch 48 to 1024, cache
+  2048 and 1280, data parallel) and the MaxText recipe's Llama2-7B figure. Each model's decode efficiency
+  is fitted to its bf16 row at cache 2048; every other row (int8, the 1280-token rolling cache, the
+  other batch sizes) is predicted, not fitted, from three constants shared by all models: the int8
+  read overhead, the per-slot host overhead and the stack factor of MaxText.
+* **GPUs**: kernel times of Llama-2-7B decode steps from Vidur's public profiles (microsoft/vidur
+  ``data/profiling/compute/{a100,h100}``, batch 1-128 x context 512-2048 tokens), fitted by least squares
+  to ``max(read, compute) / efficiency + overhead`` (A100 within 8% on 9 points, H100 within 7%).
+
+Every other setup **borrows** a calibrated one and says which: the same model on another chip of the
+family is itself; a model the chip family has no figure for borrows the family's reference model; a chip
+family with none borrows ``tpu-v5e/llama2-7b`` (L4 borrows A100, both being NVIDIA parts read by the same
+kernels). An int8 model uses its bf16 model's efficiency: int8's own cost is ``int8_read_overhead``.
+A **fitted** efficiency comes from ``jetscale profile``. Pure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 
 from jetscale.engine.accelerator import Accelerator, Efficiency, EfficiencyKind, Model, Precision
 
-__all__ = ["CALIBRATED_EFFICIENCY", "REFERENCE_SETUP", "efficiency_for", "setup_name"]
+__all__ = [
+    "CALIBRATED_EFFICIENCY",
+    "REFERENCE_SETUP",
+    "STACK_FACTOR",
+    "ServingStack",
+    "efficiency_for",
+    "setup_name",
+]
 
-# decode efficiency: fitted by ``benchmarks/calibration.py --fit`` so that the replay of each published
-# setup matches its output tok/s. prefill efficiency 0.5 and the overheads are estimates (no published
-# prefill timing for these setups); the decode fit absorbs their error.
-_PREFILL_EFFICIENCY = 0.5  # estimate: typical prefill MFU of a dense model on TPU
-_DECODE_OVERHEAD_S = 0.0005  # estimate: host dispatch per generate step
-_PREFILL_OVERHEAD_S = 0.001  # estimate: host tokenization + dispatch per prefill
+
+class ServingStack(StrEnum):
+    """The server software a replica runs: it sets how close to the roofline a step gets."""
+
+    MAXTEXT = "jetstream-maxtext"  # JetStream with the MaxText engine (JAX)
+    PYTORCH = "jetstream-pytorch"  # JetStream with the jetstream-pytorch engine (PyTorch/XLA)
 
 
-def _calibrated(decode: float, source: str) -> Efficiency:
+# estimates (no published prefill timing for these setups; the decode fits absorb their error): a typical
+# prefill MFU of a dense model on TPU, host dispatch per generate step and per prefill
+_PREFILL_EFFICIENCY = 0.5
+_DECODE_OVERHEAD_S = 0.0005
+_PREFILL_OVERHEAD_S = 0.001
+# fitted jointly over the 15 jetstream-pytorch rows (benchmarks/calibration.py): an int8 value (weight or KV)
+# costs 1.5 bytes of read time, half a byte more than it holds (dequantization); JetStream's orchestrator
+# spends 20 us per slot per step on the host (every slot's token goes through Python). Without the per-slot
+# term Gemma-2B (512-1024 slots) needs half the other models' efficiency; with it all five models fit
+# 0.72-0.94.
+_INT8_READ_OVERHEAD = 0.5
+_DECODE_OVERHEAD_S_PER_SLOT = 20e-6
+
+
+def _calibrated(decode: float, source: str, *, overhead_s: float = _DECODE_OVERHEAD_S) -> Efficiency:
     return Efficiency(
         decode=decode,
         prefill=_PREFILL_EFFICIENCY,
-        decode_overhead_s=_DECODE_OVERHEAD_S,
+        decode_overhead_s=overhead_s,
         prefill_overhead_s=_PREFILL_OVERHEAD_S,
+        int8_read_overhead=_INT8_READ_OVERHEAD,
+        decode_overhead_s_per_slot=_DECODE_OVERHEAD_S_PER_SLOT,
         source=source,
         kind=EfficiencyKind.CALIBRATED,
     )
 
 
-_MAXTEXT_7B = (
-    "tpu-recipes inference/v5e/JetStream-Maxtext/Llama2-7B README: v5e-8, 88 slots, openorca 995 prompts "
-    "at once: 3061.78 output tok/s"
-)
 _PYTORCH = "jetstream-pytorch benchmarks/summary.md (v5e-8, cache 2048, ShareGPT 2000 prompts)"
+_VIDUR = "microsoft/vidur data/profiling kernel times, Llama-2-7B decode, batch 1-128 x context 512-2048"
 
-# (chip family, model family) -> efficiency, each with the published figures it was fitted to (bf16).
+# (chip family, model family) -> efficiency on jetstream-pytorch (TPU) or at kernel level (GPU)
 CALIBRATED_EFFICIENCY: dict[tuple[str, str], Efficiency] = {
-    # fits 0.261 (MaxText figure) and 0.236 (PyTorch figure) separately; one value is within 6% of both
-    ("tpu-v5e", "llama2-7b"): _calibrated(0.248, f"{_MAXTEXT_7B}; {_PYTORCH}: Llama2-7B batch 96, 3663"),
-    ("tpu-v5e", "llama2-13b"): _calibrated(0.318, f"{_PYTORCH}: Llama2-13B batch 48, 2056"),
-    ("tpu-v5e", "gemma-7b"): _calibrated(0.215, f"{_PYTORCH}: Gemma-7B batch 96, 3236"),
+    ("tpu-v5e", "llama2-7b"): _calibrated(0.894, f"{_PYTORCH}: Llama2-7B bf16 batch 96, 3663 tok/s"),
+    ("tpu-v5e", "llama2-13b"): _calibrated(0.835, f"{_PYTORCH}: Llama2-13B bf16 batch 48, 2056 tok/s"),
+    ("tpu-v5e", "gemma-7b"): _calibrated(0.721, f"{_PYTORCH}: Gemma-7B bf16 batch 96, 3236 tok/s"),
+    ("tpu-v5e", "gemma-2b"): _calibrated(0.848, f"{_PYTORCH}: Gemma-2B bf16 batch 512 data parallel, 8700 tok/s"),
+    ("tpu-v5e", "llama3-8b"): _calibrated(0.939, f"{_PYTORCH}: Llama-3-8B bf16 batch 128, 8249 tok/s"),
+    # least squares over Vidur's 9 (batch, context) step times per GPU; the overhead absorbs the kernel
+    # launches of 32 layers (the A100's within 8% on every point; the H100's attention times are the A100's
+    # scaled by bandwidth, its linear layers measured)
+    ("a100", "llama2-7b"): _calibrated(0.875, f"{_VIDUR} on A100 80GB", overhead_s=0.0023),
+    ("h100", "llama2-7b"): _calibrated(0.902, f"{_VIDUR} on H100 SXM", overhead_s=0.00153),
 }
+# what a setup of a chip family with no figure for its model borrows
+_FAMILY_REFERENCE = {"tpu-v5e": "llama2-7b", "a100": "llama2-7b", "h100": "llama2-7b"}
+# a chip family with no figure at all borrows from another
+_FAMILY_LENDER = {"l4": "a100"}
 REFERENCE_SETUP = ("tpu-v5e", "llama2-7b")  # what a setup with nothing closer borrows
+
+# a stack's decode efficiency relative to jetstream-pytorch's, from the one setup both published
+# (Llama2-7B bf16 on v5e-8: MaxText's recipe 3061.78 tok/s at batch 88 on OpenOrca, vs PyTorch's 3663 at 96)
+STACK_FACTOR: dict[ServingStack, float] = {ServingStack.PYTORCH: 1.0, ServingStack.MAXTEXT: 0.753}
+_TPU_STACK = ServingStack.PYTORCH  # the stack the TPU figures were measured on (GPU figures are kernel times)
 
 
 def setup_name(key: tuple[str, str]) -> str:
@@ -57,20 +104,35 @@ def setup_name(key: tuple[str, str]) -> str:
     return f"{key[0]}/{key[1]}"
 
 
-def efficiency_for(accelerator: Accelerator, model: Model) -> Efficiency:
-    """The calibrated efficiency of this chip family and bf16 model family, else the one it borrows."""
+def efficiency_for(accelerator: Accelerator, model: Model, stack: ServingStack = ServingStack.MAXTEXT) -> Efficiency:
+    """The calibrated efficiency of this chip family, model family and stack, else the one it borrows."""
     key = (accelerator.family, model.family)
-    own = CALIBRATED_EFFICIENCY.get(key)
-    if own is not None and model.precision is Precision.BF16:
-        return own
-    if own is not None:
-        lender, why = key, f"no published figure for {model.precision.value}; its bf16 model's"
-    else:
-        lender, why = REFERENCE_SETUP, f"no published JetStream figure for {setup_name(key)}"
-    base = CALIBRATED_EFFICIENCY[lender]
+    base = CALIBRATED_EFFICIENCY.get(key)
+    lender = key
+    if base is None:
+        family = _FAMILY_LENDER.get(accelerator.family, accelerator.family)
+        lender = (family, _FAMILY_REFERENCE[family]) if family in _FAMILY_REFERENCE else REFERENCE_SETUP
+        base = CALIBRATED_EFFICIENCY[lender]
+    efficiency = base
+    if lender[0].startswith("tpu-") and stack is not _TPU_STACK:
+        factor = STACK_FACTOR[stack] / STACK_FACTOR[_TPU_STACK]
+        efficiency = dataclasses.replace(
+            base,
+            decode=min(1.0, base.decode * factor),
+            source=f"{base.source}; x {factor:.3f} for {stack.value} (its Llama2-7B v5e-8 figure vs PyTorch's)",
+        )
+    if model.precision is Precision.INT8:
+        efficiency = dataclasses.replace(
+            efficiency,
+            source=f"{efficiency.source}; int8: read overhead {efficiency.int8_read_overhead:g} per value, fitted to "
+            "jetstream-pytorch's int8 rows",
+        )
+    if lender == key:
+        return efficiency
+    why = f"no published figure for {setup_name(key)}"
     return dataclasses.replace(
-        base,
+        efficiency,
         kind=EfficiencyKind.BORROWED,
         borrowed_from=setup_name(lender),
-        source=f"{why}; calibrated on {base.source}",
+        source=f"{why}; calibrated on {efficiency.source}",
     )

@@ -69,6 +69,8 @@ EFFICIENCY_FIELDS = (
     "prefill",
     "decode_overhead_s",
     "prefill_overhead_s",
+    "int8_read_overhead",
+    "decode_overhead_s_per_slot",
     "source",
     "kind",
     "borrowed_from",
@@ -239,6 +241,12 @@ def efficiency_from_mapping(data: object, *, path: str = "efficiency") -> Effici
             raise ConfigError(f"'{_join(path, key)}' must be a number of seconds >= 0 (got {value!r})")
         return float(value)
 
+    def share_of_a_byte(key: str, default: float) -> float:
+        value = f.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (0.0 <= value < math.inf):
+            raise ConfigError(f"'{_join(path, key)}' must be bytes of read time >= 0 per int8 value (got {value!r})")
+        return float(value)
+
     kind = f.get("kind", EfficiencyKind.GIVEN.value)
     if kind not in tuple(EfficiencyKind):
         choices = ", ".join(k.value for k in EfficiencyKind)
@@ -249,6 +257,8 @@ def efficiency_from_mapping(data: object, *, path: str = "efficiency") -> Effici
         "prefill": share("prefill", base.prefill),
         "decode_overhead_s": seconds("decode_overhead_s", base.decode_overhead_s),
         "prefill_overhead_s": seconds("prefill_overhead_s", base.prefill_overhead_s),
+        "decode_overhead_s_per_slot": seconds("decode_overhead_s_per_slot", base.decode_overhead_s_per_slot),
+        "int8_read_overhead": share_of_a_byte("int8_read_overhead", base.int8_read_overhead),
         "source": _text(f["source"], _join(path, "source")),
     }
     try:

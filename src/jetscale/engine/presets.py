@@ -1,9 +1,7 @@
-"""The shape of one replica (chip, model, batch, lengths, startup) and the named presets.
+"""The named presets, the replica YAML, and a replica's modeled peak.
 
-A ``ReplicaConfig`` is validated once, when it is made: every field error names the field and the
-value, and a batch whose KV cache cannot fit next to the weights is refused with the numbers
-(weights GiB + KV GiB + reserve GiB > HBM GiB), as JetStream/MaxText would fail at
-``init_decode_state``. Presets (``v5e-8/llama2-7b``, ``v6e-8/llama3-8b``, ``h100/llama3-8b``, ...) are
+``ReplicaConfig`` (``jetscale.engine.config``, re-exported here) is one replica's shape. Presets
+(``v5e-8/llama2-7b``, ``v6e-8/llama3-8b``, ``h100/llama3-8b``, ...) are
 configs with sourced defaults; ``resolve_preset`` applies overrides on top of one.
 
 The replica YAML (docs/replica.md) is ``replica_config_from_mapping``: a preset plus overrides, or every
@@ -18,24 +16,14 @@ The efficiencies of the roofline are calibrated in ``jetscale.engine.calibration
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from jetscale.engine.accelerator import (
-    ACCELERATORS,
-    GIB,
-    MODELS,
-    Accelerator,
-    Efficiency,
-    Model,
-    Roofline,
-    get_accelerator,
-    get_model,
-    roofline,
-)
+from jetscale.engine.accelerator import Accelerator, Model
 from jetscale.engine.calibration import CALIBRATED_EFFICIENCY, efficiency_for
+from jetscale.engine.catalog import ACCELERATORS, MODELS, get_accelerator, get_model
+from jetscale.engine.config import HbmMode, KvRead, ReplicaConfig, ServingStack
 from jetscale.engine.datasheet import (
     accelerator_from_mapping,
     accelerator_to_mapping,
@@ -46,7 +34,7 @@ from jetscale.engine.datasheet import (
     model_to_mapping,
     number,
 )
-from jetscale.engine.timing import MeasuredTiming, timing_from_mapping, timing_to_mapping
+from jetscale.engine.timing import timing_from_mapping, timing_to_mapping
 from jetscale.errors import ConfigError
 from jetscale.units import parse_duration_s
 
@@ -54,9 +42,11 @@ __all__ = [
     "CALIBRATED_EFFICIENCY",
     "PRESETS",
     "HbmMode",
+    "KvRead",
     "PeakEstimate",
     "Preset",
     "ReplicaConfig",
+    "ServingStack",
     "efficiency_for",
     "estimate_model_load_s",
     "list_presets",
@@ -66,131 +56,6 @@ __all__ = [
     "replica_config_to_mapping",
     "resolve_preset",
 ]
-
-
-class HbmMode(StrEnum):
-    """What the HBM gauge counts as used."""
-
-    PAGED = "paged"  # weights + KV of live tokens (grows with load): a server that reports its cache in use
-    PREALLOCATED = "preallocated"  # weights + the whole KV cache of every slot (JetStream MaxText: flat)
-
-
-# --- The replica config --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplicaConfig:
-    """One replica: what runs on what, with how many decode slots, and how long it takes to start."""
-
-    accelerator: Accelerator
-    model: Model
-    decode_slots: int  # max_concurrent_decodes = per_device_batch_size x chips in MaxText
-    max_prefill_length: int = 1024  # longer prompts keep their last tokens (JetStream pad_tokens)
-    max_target_length: int = 2048  # KV cache length per slot: prompt + output
-    # submit() refuses beyond this. JetStream itself is unbounded; 1,024 prompts bound the server's memory
-    # (each waits with its text) while staying far above any backlog an HPA targets (3-10 per replica).
-    prefill_backlog_limit: int = 1024
-    # submit() also refuses a request whose expected wait for its prefill (the engine's own estimate,
-    # ``ReplicaEngine.expected_wait_s``) exceeds this many seconds; None: no bound by time, as in JetStream.
-    max_queue_wait_s: float | None = None
-    model_load_s: float = 60.0  # from start() until the replica is ready
-    hbm_mode: HbmMode = HbmMode.PREALLOCATED  # MaxText allocates every slot's cache at start
-    runtime_reserve_bytes: int | None = None  # None: the accelerator's reserve per chip x chips
-    interleaved: bool = True  # prefill and decode share the chips (the only mode modeled)
-    efficiency: Efficiency | None = None  # None: the calibrated one (``efficiency_for``)
-    # measured step and prefill times (a ``jetscale profile``): when set, they replace the roofline's
-    timing: MeasuredTiming | None = None
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.accelerator, Accelerator):
-            raise ConfigError(
-                f"'accelerator' must be an accelerator name or a mapping of its data sheet (got {self.accelerator!r})"
-            )
-        if not isinstance(self.model, Model):
-            raise ConfigError(f"'model' must be a model name or a mapping of its architecture (got {self.model!r})")
-        if self.efficiency is not None and not isinstance(self.efficiency, Efficiency):
-            raise ConfigError(f"'efficiency' must be a mapping of efficiency fields (got {self.efficiency!r})")
-        if self.timing is not None and not isinstance(self.timing, MeasuredTiming):
-            raise ConfigError(f"'timing' must be a mapping of measured timing fields (got {self.timing!r})")
-        if not isinstance(self.name, str):
-            raise ConfigError(f"'name' must be a string (got {self.name!r})")
-        for field in ("decode_slots", "max_prefill_length", "prefill_backlog_limit"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"'{field}' must be an integer >= 1 (got {value!r})")
-        if isinstance(self.max_target_length, bool) or not isinstance(self.max_target_length, int):
-            raise ConfigError(f"'max_target_length' must be an integer (got {self.max_target_length!r})")
-        if self.max_target_length <= self.max_prefill_length:
-            raise ConfigError(
-                f"'max_target_length' must be > max_prefill_length ({self.max_prefill_length}) "
-                f"(got {self.max_target_length})"
-            )
-        if self.max_queue_wait_s is not None and not (
-            isinstance(self.max_queue_wait_s, int | float) and self.max_queue_wait_s > 0.0
-            and math.isfinite(self.max_queue_wait_s)
-        ):
-            raise ConfigError(f"'max_queue_wait_s' must be a number of seconds > 0 (got {self.max_queue_wait_s!r})")
-        load_s = self.model_load_s
-        if isinstance(load_s, bool) or not isinstance(load_s, int | float) or not 0.0 <= load_s < math.inf:
-            raise ConfigError(f"'model_load_s' must be >= 0 (got {self.model_load_s!r})")
-        reserve = self.runtime_reserve_bytes
-        if reserve is not None and (isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0):
-            raise ConfigError(f"'runtime_reserve_bytes' must be >= 0 (got {self.runtime_reserve_bytes!r})")
-        if not isinstance(self.hbm_mode, HbmMode):
-            if self.hbm_mode not in tuple(HbmMode):
-                raise ConfigError(f"'hbm_mode' must be one of paged, preallocated (got {self.hbm_mode!r})")
-            object.__setattr__(self, "hbm_mode", HbmMode(self.hbm_mode))
-        if self.interleaved is not True:
-            raise ConfigError(
-                f"'interleaved' must be true: disaggregated serving is not modeled (got {self.interleaved!r})"
-            )
-        needed = self.weight_bytes + self.kv_cache_bytes + self.reserve_bytes
-        if needed > self.hbm_total_bytes:
-            raise ConfigError(
-                f"'decode_slots' must fit in HBM: weights {_gib(self.weight_bytes)} GiB + KV "
-                f"{_gib(self.kv_cache_bytes)} GiB ({self.decode_slots} slots x {self.max_target_length} tokens x "
-                f"{self.model.kv_bytes_per_token} B) + reserve {_gib(self.reserve_bytes)} GiB = {_gib(needed)} GiB "
-                f"> HBM {_gib(self.hbm_total_bytes)} GiB on {self.accelerator.name} (got {self.decode_slots})"
-            )
-
-    @property
-    def reserve_bytes(self) -> int:
-        if self.runtime_reserve_bytes is not None:
-            return self.runtime_reserve_bytes
-        return self.accelerator.chips * self.accelerator.runtime_reserve_bytes_per_chip
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.model.weight_bytes
-
-    @property
-    def kv_cache_bytes(self) -> int:
-        """The KV cache of every slot at ``max_target_length`` (what MaxText allocates up front)."""
-        return self.decode_slots * self.max_target_length * self.model.kv_bytes_per_token
-
-    @property
-    def hbm_total_bytes(self) -> int:
-        return self.accelerator.hbm_total_bytes
-
-    @property
-    def resolved_efficiency(self) -> Efficiency:
-        if self.efficiency is not None:
-            return self.efficiency
-        return efficiency_for(self.accelerator, self.model)
-
-    def roofline(self) -> Roofline:
-        if self.timing is not None:
-            return self.timing.roofline(self.max_prefill_length)
-        return roofline(
-            self.accelerator,
-            self.model,
-            self.resolved_efficiency,
-            decode_slots=self.decode_slots,
-            max_prefill_length=self.max_prefill_length,
-        )
-
-
-def _gib(n: int) -> str:
-    return f"{n / GIB:.1f}"
 
 
 # --- Presets -------------------------------------------------------------------------------------------
@@ -205,9 +70,11 @@ class Preset:
     max_prefill_length: int
     max_target_length: int
     source: str
-    # Every preset is a JetStream MaxText setup (GPU ones too: MaxText runs there), and MaxText allocates
-    # the decode state, every slot's KV cache at max_target_length, once in init_decode_state.
+    # A JetStream MaxText setup by default (GPU ones too: MaxText runs there); MaxText allocates the
+    # decode state, every slot's KV cache at max_target_length, once in init_decode_state.
     hbm_mode: HbmMode = HbmMode.PREALLOCATED
+    stack: ServingStack = ServingStack.MAXTEXT
+    data_parallel: int = 1
 
     def config(self) -> ReplicaConfig:
         accelerator = get_accelerator(self.accelerator)
@@ -220,6 +87,8 @@ class Preset:
             max_target_length=self.max_target_length,
             model_load_s=estimate_model_load_s(model),
             hbm_mode=self.hbm_mode,
+            stack=self.stack,
+            data_parallel=self.data_parallel,
             name=self.name,
         )
 
@@ -234,7 +103,16 @@ def estimate_model_load_s(model: Model) -> float:
     return float(5 * round(seconds / 5))
 
 
-def _preset(name: str, accelerator: str, model: str, decode_slots: int, source: str) -> Preset:
+def _preset(
+    name: str,
+    accelerator: str,
+    model: str,
+    decode_slots: int,
+    source: str,
+    *,
+    stack: ServingStack = ServingStack.MAXTEXT,
+    data_parallel: int = 1,
+) -> Preset:
     return Preset(
         name=name,
         accelerator=accelerator,
@@ -243,7 +121,12 @@ def _preset(name: str, accelerator: str, model: str, decode_slots: int, source: 
         max_prefill_length=1024,
         max_target_length=2048,
         source=source,
+        stack=stack,
+        data_parallel=data_parallel,
     )
+
+
+_PYTORCH_TABLE = "jetstream-pytorch benchmarks/summary.md"
 
 
 _DOCS = "JetStream docs/online-inference-with-maxtext-engine.md (v5e-8, prefill 1024, target 2048)"
@@ -272,7 +155,27 @@ PRESETS: dict[str, Preset] = {
             "MaxText MLPerf llama2-70b README (v6e-8): per_device_batch_size 50, int8",
         ),
         _preset("v5p-8/llama3-70b", "tpu-v5p-8", "llama3-70b", 96, "choice: 24 per chip on 4 chips"),
+        _preset(
+            "v5e-8/llama3-8b-pytorch",
+            "tpu-v5e-8",
+            "llama3-8b",
+            128,
+            f"{_PYTORCH_TABLE}: Llama-3-8B bf16 batch 128 (2024-04-24)",
+            stack=ServingStack.PYTORCH,
+        ),
+        _preset(
+            "v5e-8/gemma-2b-pytorch",
+            "tpu-v5e-8",
+            "gemma-2b",
+            512,
+            f"{_PYTORCH_TABLE}: Gemma-2B bf16 batch 512, --shard_on_batch (data parallel) (2024-05-14)",
+            stack=ServingStack.PYTORCH,
+            data_parallel=8,
+        ),
+        _preset("v5e-1/gemma-2b", "tpu-v5e-1", "gemma-2b", 256, "choice: ~the most one v5e chip holds"),
         _preset("h100/llama3-8b", "h100-80gb-x1", "llama3-8b", 128, "choice: 128 slots on one H100 80GB"),
+        _preset("a100/llama3-8b", "a100-80gb-x1", "llama3-8b", 128, "choice: 128 slots on one A100 80GB"),
+        _preset("l4/llama3-8b", "l4-24gb-x1", "llama3-8b", 16, "choice: the most slots one L4 holds at 2048, bf16"),
         _preset("h100-x8/llama3-70b", "h100-80gb-x8", "llama3-70b", 256, "choice: 256 slots on eight H100 80GB"),
     )
 }
@@ -280,9 +183,7 @@ PRESETS: dict[str, Preset] = {
 _FIELDS = tuple(f.name for f in dataclasses.fields(ReplicaConfig))
 # what a replica YAML may hold: the config's fields, ``preset``, MaxText's per-device batch size, and the
 # ``profile`` mapping of a `jetscale profile` (where the timing was measured, its points: read, not used)
-YAML_FIELDS = (
-    "preset", *(f for f in _FIELDS if f != "interleaved"), "per_device_batch_size", "interleaved", "profile"
-)
+YAML_FIELDS = ("preset", *(f for f in _FIELDS if f != "interleaved"), "per_device_batch_size", "interleaved", "profile")
 
 
 def list_presets() -> list[Preset]:
@@ -422,7 +323,7 @@ def replica_config_to_mapping(config: ReplicaConfig) -> dict[str, object]:
         value = getattr(config, field)
         if value is None:
             continue
-        out[field] = value.value if isinstance(value, HbmMode) else value
+        out[field] = value.value if isinstance(value, StrEnum) else value
     if config.efficiency is not None:
         out["efficiency"] = efficiency_to_mapping(config.efficiency)
     if config.timing is not None:

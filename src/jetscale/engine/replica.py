@@ -82,7 +82,7 @@ class ReplicaEngine:
         self.config = config
         timing = config.roofline()
         # decode step = g * max(alpha + beta * context, gamma) + o
-        self._alpha = timing.weight_read_s
+        self._alpha = timing.weight_read_s + timing.cache_read_s
         self._beta = timing.kv_read_s_per_token
         self._stretch = DecodeStretch(
             gamma=timing.decode_compute_s, g=1.0 / timing.decode_efficiency, o=timing.decode_overhead_s

@@ -8,27 +8,38 @@ Mirrors ``reconcileAutoscaler`` and ``computeReplicasForMetrics`` of Kubernetes'
    (``recordInitialRecommendation``), so a fresh controller never scales down at once.
 2. current 0 (paused unless the HPA itself scaled to zero, HPAScaleToZero), above max, below min: fixed
    answers without metrics.
-3. Otherwise every metric proposes a count (``jetscale.hpa.replicas``) and the highest valid proposal wins;
+3. Otherwise every metric proposes a count and the highest valid proposal wins (``jetscale.hpa.proposals``);
    a broken selector, every metric failing, or a failure while the others want to scale down: no change.
 4. Normalization (``jetscale.hpa.behavior``): legacy or ``spec.behavior``.
 5. A rescale stores a scale event (behavior only) and sets lastScaleTime.
 
 The scale read and the scale update are the caller's: ``Observation`` is what the GET returned, and a
-decision with ``rescale`` is what the caller writes. Conditions keep Kubernetes' order of first insertion.
+decision with ``rescale`` is what the caller writes. Either call may fail, as in Kubernetes:
+
+- a failed GET is an ``Observation`` with ``scale_error``: AbleToScale=False/FailedGetScale, a Warning
+  event ``FailedGetScale``, nothing else read or changed (not even the first recommendation);
+- a failed UPDATE is the same reconcile again with ``update_error`` (it is pure, so the replay decides
+  the same): AbleToScale=False/FailedUpdateScale, a Warning event ``FailedRescale``, no rescale recorded
+  (no scale event, no lastScaleTime, ScaledToZero untouched), while the recommendation that
+  normalization stored stays. ``HorizontalController.rescale_failed`` does the replay.
+
+Conditions keep Kubernetes' order of first insertion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from jetscale.errors import ConfigError
-from jetscale.hpa.behavior import ConditionType, normalize, store_scale_event, tolerances_for
-from jetscale.hpa.replicas import UNABLE_TO_COMPUTE, replicas_for_metric
+from jetscale.hpa.behavior import normalize, store_scale_event
+from jetscale.hpa.conditions import ConditionType, find_condition, make_condition, remove_condition, set_condition
+from jetscale.hpa.proposals import MetricsOutcome, combine_proposals, compute_replicas_for_metrics
 from jetscale.hpa.types import (
     Condition,
     ConditionStatus,
     ControllerConfig,
+    EventType,
+    HPAEvent,
     HPASpec,
     MetricFailure,
     MetricProposal,
@@ -67,19 +78,6 @@ _SCALING_DISABLED = Condition(
     reason="ScalingDisabled",
     message="scaling is disabled since the replica count of the target is zero",
 )
-_SELECTOR_PROBLEMS = {  # SelectorStatus -> (ScalingActive reason, condition message, error)
-    SelectorStatus.EMPTY: ("InvalidSelector", "the HPA target's scale is missing a selector", "selector is required"),
-    SelectorStatus.INVALID: (
-        "InvalidSelector",
-        "couldn't convert selector into a corresponding internal selector object",
-        "couldn't convert selector into a corresponding internal selector object",
-    ),
-    SelectorStatus.AMBIGUOUS: (
-        "AmbiguousSelector",
-        "pods by the target's selector are controlled by more than one HPA",
-        "pods by the target's selector are controlled by more than one HPA",
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +89,14 @@ class Observation:
     pods: tuple[Pod, ...]
     readings: tuple[MetricReading, ...]  # one per spec.metrics entry, same order
     selector: SelectorStatus = SelectorStatus.OK
+    # The GET of the scale subresource failed with this error: nothing else was read, and the fields
+    # above are not used, except spec_replicas, reported as the (unchanged) current and desired count.
+    scale_error: str | None = None
+
+    @classmethod
+    def scale_unavailable(cls, error: str, *, replicas: int = 0) -> Observation:
+        """A sync whose GET of the scale failed with ``error``; ``replicas`` is the last count known."""
+        return cls(spec_replicas=replicas, status_replicas=replicas, pods=(), readings=(), scale_error=error)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,111 +129,19 @@ class Decision:
     conditions: tuple[Condition, ...]
     error: str | None
     explanation: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MetricsOutcome:
-    """``computeReplicasForMetrics``' result: ``replicas`` is -1 when nothing may be done."""
-
-    replicas: int
-    metric_name: str
-    timestamp_s: float
-    condition: Condition  # the ScalingActive condition to set
-    error: str | None
-
-
-def combine_proposals(results: Sequence[MetricProposal | MetricFailure], spec_replicas: int) -> MetricsOutcome:
-    """The highest valid proposal; -1 if every metric failed, or if one failed and the valid ones
-    would scale below ``spec_replicas`` (never scale down on partial information)."""
-    replicas, name, timestamp = 0, "", 0.0
-    failures = [r for r in results if isinstance(r, MetricFailure)]
-    for result in results:
-        if isinstance(result, MetricProposal) and (replicas == 0 or result.replicas > replicas):
-            replicas, name, timestamp = result.replicas, result.metric_name, result.timestamp_s
-    error = None
-    if failures:
-        error = (
-            f"invalid metrics ({len(failures)} invalid out of {len(results)}), first error is: {failures[0].message}"
-        )
-    if failures and (len(failures) >= len(results) or replicas < spec_replicas):
-        first = failures[0]
-        condition = _condition(
-            ConditionType.SCALING_ACTIVE, False, first.reason, f"{UNABLE_TO_COMPUTE}: {first.message}"
-        )
-        return MetricsOutcome(replicas=-1, metric_name="", timestamp_s=0.0, condition=condition, error=error)
-    message = f"the HPA was able to successfully calculate a replica count from {name}"
-    condition = _condition(ConditionType.SCALING_ACTIVE, True, "ValidMetricFound", message)
-    return MetricsOutcome(replicas=replicas, metric_name=name, timestamp_s=timestamp, condition=condition, error=error)
-
-
-def _condition(kind: ConditionType, true: bool, reason: str, message: str) -> Condition:
-    status = ConditionStatus.TRUE if true else ConditionStatus.FALSE
-    return Condition(type=kind, status=status, reason=reason, message=message)
-
-
-def _set(conditions: tuple[Condition, ...], condition: Condition) -> tuple[Condition, ...]:
-    """``setCondition``: replace the condition of the same type in place, or append it."""
-    for i, existing in enumerate(conditions):
-        if existing.type == condition.type:
-            return (*conditions[:i], condition, *conditions[i + 1 :])
-    return (*conditions, condition)
-
-
-def _remove(conditions: tuple[Condition, ...], kind: ConditionType) -> tuple[Condition, ...]:
-    return tuple(c for c in conditions if c.type != kind)
-
-
-def _find(conditions: tuple[Condition, ...], kind: ConditionType) -> Condition | None:
-    return next((c for c in conditions if c.type == kind), None)
+    events: tuple[HPAEvent, ...] = ()  # only the scale subresource's failures (FailedGetScale, FailedRescale)
 
 
 def _hold_reason(conditions: tuple[Condition, ...]) -> str:
     """Why a reconcile left the count alone, in Kubernetes' words."""
-    active = _find(conditions, ConditionType.SCALING_ACTIVE)
+    active = find_condition(conditions, ConditionType.SCALING_ACTIVE)
     if active is not None and active.status == ConditionStatus.FALSE:
         return active.reason
-    limited = _find(conditions, ConditionType.SCALING_LIMITED)
+    limited = find_condition(conditions, ConditionType.SCALING_LIMITED)
     if limited is not None and limited.status == ConditionStatus.TRUE:
         return limited.reason
-    able = _find(conditions, ConditionType.ABLE_TO_SCALE)
+    able = find_condition(conditions, ConditionType.ABLE_TO_SCALE)
     return able.reason if able is not None else ""
-
-
-def _describe(index: int, result: MetricProposal | MetricFailure) -> list[str]:
-    if isinstance(result, MetricFailure):
-        return [f"metric {index}: failed [{result.reason}]: {result.message}"]
-    return [f"metric {index} ({result.metric_name}) proposes {result.replicas}"] + [
-        f"  {line}" for line in result.explanation
-    ]
-
-
-def compute_replicas_for_metrics(
-    spec: HPASpec, observation: Observation, config: ControllerConfig, now_s: float
-) -> tuple[MetricsOutcome, tuple[MetricProposal | MetricFailure, ...], list[str]]:
-    """``computeReplicasForMetrics``: validate the selector, ask every metric, combine the proposals.
-    Returns the outcome, each metric's result and the explanation lines."""
-    problem = _SELECTOR_PROBLEMS.get(observation.selector)
-    if problem is not None:
-        reason, message, error = problem
-        condition = _condition(ConditionType.SCALING_ACTIVE, False, reason, message)
-        outcome = MetricsOutcome(replicas=-1, metric_name="", timestamp_s=0.0, condition=condition, error=error)
-        return outcome, (), [f"selector {observation.selector}: {error}"]
-    tolerances = tolerances_for(spec, config)
-    results = tuple(
-        replicas_for_metric(
-            metric,
-            reading,
-            spec_replicas=observation.spec_replicas,
-            status_replicas=observation.status_replicas,
-            pods=observation.pods,
-            tolerances=tolerances,
-            config=config,
-            now_s=now_s,
-        )
-        for metric, reading in zip(spec.metrics, observation.readings, strict=True)
-    )
-    lines = [line for i, result in enumerate(results) for line in _describe(i, result)]
-    return combine_proposals(results, observation.spec_replicas), results, lines
 
 
 def _rescaled_conditions(
@@ -236,25 +150,55 @@ def _rescaled_conditions(
     """After a successful scale update: AbleToScale=SucceededRescale, and ScaledToZero written on every
     rescale while HPAScaleToZero is on (removed while it is off)."""
     message = f"the HPA controller was able to update the target scale to {desired}"
-    conditions = _set(conditions, _condition(ConditionType.ABLE_TO_SCALE, True, "SucceededRescale", message))
+    conditions = set_condition(
+        conditions, make_condition(ConditionType.ABLE_TO_SCALE, True, "SucceededRescale", message)
+    )
     if not config.scale_to_zero:
-        return _remove(conditions, ConditionType.SCALED_TO_ZERO)
+        return remove_condition(conditions, ConditionType.SCALED_TO_ZERO)
     if current > 0 and desired == 0 and spec.min_replicas == 0 and _has_object_or_external(spec):
-        zero = _condition(
+        zero = make_condition(
             ConditionType.SCALED_TO_ZERO, True, "ScaledToZero", "the HPA controller scaled the workload to zero"
         )
     else:
-        zero = _condition(
+        zero = make_condition(
             ConditionType.SCALED_TO_ZERO,
             False,
             "NotScaledToZero",
             "the HPA controller did not scale the workload to zero",
         )
-    return _set(conditions, zero)
+    return set_condition(conditions, zero)
 
 
 def _has_object_or_external(spec: HPASpec) -> bool:
     return any(m.type in (MetricSourceType.OBJECT, MetricSourceType.EXTERNAL) for m in spec.metrics)
+
+
+def _target(spec: HPASpec) -> str:
+    """The scale target as Kubernetes' errors name it: ``<kind>/<namespace>/<name>``."""
+    return f"{spec.scale_target_ref.kind}/{spec.namespace}/{spec.scale_target_ref.name}"
+
+
+def _failed_get_scale(
+    spec: HPASpec, state: ControllerState, error: str, current: int
+) -> tuple[Decision, ControllerState]:
+    """The GET of the scale failed: only AbleToScale changes, and a Warning event is recorded."""
+    message = f"the HPA controller was unable to get the target's current scale: {error}"
+    conditions = set_condition(
+        state.conditions, make_condition(ConditionType.ABLE_TO_SCALE, False, "FailedGetScale", message)
+    )
+    decision = Decision(
+        current_replicas=current,
+        desired_replicas=current,
+        rescale=False,
+        reason="FailedGetScale",
+        metric_replicas=None,
+        proposals=(),
+        conditions=conditions,
+        error=f"failed to query scale subresource for {_target(spec)}: {error}",
+        explanation=(f"the GET of the scale subresource failed ({error}): nothing read, nothing written",),
+        events=(HPAEvent(type=EventType.WARNING, reason="FailedGetScale", message=error),),
+    )
+    return decision, replace(state, conditions=conditions)
 
 
 def reconcile(
@@ -263,15 +207,23 @@ def reconcile(
     observation: Observation,
     now_s: float,
     config: ControllerConfig = ControllerConfig(),  # noqa: B008 - frozen, so a shared default is safe
+    *,
+    update_error: str | None = None,
 ) -> tuple[Decision, ControllerState]:
-    """One pass of ``reconcileAutoscaler`` at ``now_s``: returns the decision and the new state."""
+    """One pass of ``reconcileAutoscaler`` at ``now_s``: returns the decision and the new state.
+
+    ``update_error`` says that writing this reconcile's rescale failed (call again with the arguments
+    of the first call); it changes nothing when the reconcile does not rescale, as no write was made.
+    """
+    if observation.scale_error is not None:
+        return _failed_get_scale(spec, state, observation.scale_error, observation.spec_replicas)
     if len(observation.readings) != len(spec.metrics):
         raise ConfigError(
             f"'observation.readings' must have one reading per spec.metrics entry ({len(spec.metrics)}) "
             f"(got {len(observation.readings)})"
         )
     current, min_r, max_r = observation.spec_replicas, spec.min_replicas, spec.max_replicas
-    conditions = _set(state.conditions, _SUCCEEDED_GET_SCALE)
+    conditions = set_condition(state.conditions, _SUCCEEDED_GET_SCALE)
     recs = state.recommendations
     if recs is None:
         recs = (Timestamped(recommendation=current, timestamp_s=now_s),)
@@ -279,15 +231,15 @@ def reconcile(
 
     stz_gate = config.scale_to_zero
     has_obj_ext = _has_object_or_external(spec)
-    zero_condition = _find(conditions, ConditionType.SCALED_TO_ZERO)
+    zero_condition = find_condition(conditions, ConditionType.SCALED_TO_ZERO)
     scaled_to_zero = stz_gate and zero_condition is not None and zero_condition.status == ConditionStatus.TRUE
     desired, rescale, reason, need_metrics = 0, True, "", True
     if current == 0:
         if not ((min_r != 0 and scaled_to_zero) or (scaled_to_zero and has_obj_ext)):
             desired, rescale, need_metrics = 0, False, False
-            conditions = _set(conditions, _SCALING_DISABLED)
+            conditions = set_condition(conditions, _SCALING_DISABLED)
             if not stz_gate:
-                conditions = _remove(conditions, ConditionType.SCALED_TO_ZERO)
+                conditions = remove_condition(conditions, ConditionType.SCALED_TO_ZERO)
             lines.append("current is 0 and the HPA did not scale it to zero: scaling is disabled")
     elif current > max_r:
         reason, desired, need_metrics = ABOVE_MAX, max_r, False
@@ -303,7 +255,7 @@ def reconcile(
     if need_metrics:
         outcome, results, told = compute_replicas_for_metrics(spec, observation, config, now_s)
         lines.extend(told)
-        conditions = _set(conditions, outcome.condition)
+        conditions = set_condition(conditions, outcome.condition)
         error = outcome.error
         if outcome.replicas == -1:
             lines.append(f"no usable metrics [{outcome.condition.reason}]: keep {current}")
@@ -340,7 +292,7 @@ def reconcile(
             now_s=now_s,
         )
         recs, desired = normalized.recommendations, normalized.replicas
-        conditions = _set(_set(conditions, normalized.able_to_scale), normalized.scaling_limited)
+        conditions = set_condition(set_condition(conditions, normalized.able_to_scale), normalized.scaling_limited)
         lines.extend(normalized.explanation)
         if current == 0 and min_r != 0 and scaled_to_zero and desired < min_r:
             desired, reason = min_r, reason or BELOW_MIN
@@ -348,7 +300,18 @@ def reconcile(
         rescale = desired != current
 
     last_scale = state.last_scale_time_s
-    if rescale:
+    events: tuple[HPAEvent, ...] = ()
+    if rescale and update_error is not None:
+        message = f"the HPA controller was unable to update the target scale: {update_error}"
+        conditions = set_condition(
+            conditions, make_condition(ConditionType.ABLE_TO_SCALE, False, "FailedUpdateScale", message)
+        )
+        failed = f"New size: {desired}; reason: {reason}; error: {update_error}"
+        events = (HPAEvent(type=EventType.WARNING, reason="FailedRescale", message=failed),)
+        error = f"failed to rescale {_target(spec)}: {update_error}"
+        lines.append(f"the UPDATE of the scale subresource to {desired} failed ({update_error}): stay at {current}")
+        rescale, desired, reason = False, current, "FailedUpdateScale"
+    elif rescale:
         conditions = _rescaled_conditions(conditions, config, current=current, desired=desired, spec=spec)
         up_events, down_events = store_scale_event(
             spec.behavior, up_events, down_events, prev_replicas=current, new_replicas=desired, now_s=now_s
@@ -377,6 +340,7 @@ def reconcile(
         conditions=conditions,
         error=error,
         explanation=tuple(lines),
+        events=events,
     )
     return decision, new_state
 
@@ -384,13 +348,15 @@ def reconcile(
 class HorizontalController:
     """Keeps one HPA's ``ControllerState`` between reconciles, as Kubernetes keeps it per HPA key.
 
-    The constructor only stores its arguments; ``step`` is one sync at the caller's ``now_s``.
+    The constructor only stores its arguments; ``step`` is one sync at the caller's ``now_s``, and
+    ``rescale_failed`` tells it that writing that step's rescale failed.
     """
 
     def __init__(self, spec: HPASpec, config: ControllerConfig = ControllerConfig()) -> None:  # noqa: B008
         self._spec = spec
         self._config = config
         self._state = ControllerState()
+        self._replay: tuple[HPASpec, ControllerState, Observation, float] | None = None  # the last step, if it rescaled
 
     @property
     def spec(self) -> HPASpec:
@@ -409,5 +375,18 @@ class HorizontalController:
         self._spec = spec
 
     def step(self, observation: Observation, now_s: float) -> Decision:
-        decision, self._state = reconcile(self._spec, self._state, observation, now_s, self._config)
+        before = self._state
+        decision, self._state = reconcile(self._spec, before, observation, now_s, self._config)
+        self._replay = (self._spec, before, observation, now_s) if decision.rescale else None
+        return decision
+
+    def rescale_failed(self, error: str) -> Decision:
+        """The UPDATE of the scale that the last ``step`` decided failed with ``error``: that step is
+        replayed with ``update_error``, its state replaces the one the step kept, and the new decision
+        (no rescale, AbleToScale=False/FailedUpdateScale) is returned."""
+        if self._replay is None:
+            raise ConfigError("'rescale_failed' must follow a step that decided to rescale (the last one did not)")
+        spec, before, observation, now_s = self._replay
+        self._replay = None
+        decision, self._state = reconcile(spec, before, observation, now_s, self._config, update_error=error)
         return decision

@@ -35,6 +35,7 @@ __all__ = [
     "to_manifest",
 ]
 
+
 class Origin(StrEnum):
     """Where an effective value of the spec comes from."""
 

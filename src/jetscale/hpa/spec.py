@@ -37,6 +37,7 @@ from jetscale.hpa.types import (
     PolicyType,
     SelectPolicy,
 )
+from jetscale.hpa.versions import gate_stage, normalize_version
 from jetscale.safeload import LimitedLoader, load_yaml_all
 from jetscale.units import parse_quantity, quantity_to_milli
 
@@ -171,15 +172,33 @@ def load_manifest(text: str, *, origin: str = "") -> Mapping[str, object]:
     return docs[0]
 
 
-def parse_hpa(source: str | Mapping[str, object], *, origin: str = "", scale_to_zero: bool = False) -> HPASpec:
+def parse_hpa(
+    source: str | Mapping[str, object],
+    *,
+    origin: str = "",
+    scale_to_zero: bool | None = None,
+    kubernetes_version: str | None = None,
+) -> HPASpec:
     """A validated ``HPASpec`` with the API defaults filled in, from YAML text or a loaded manifest.
 
     ``scale_to_zero`` is the HPAScaleToZero feature gate: it allows ``minReplicas: 0`` when an Object or
-    External metric is present. Raises ``ManifestError`` listing every invalid field.
+    External metric is present. Left out (None), it is the default of ``kubernetes_version`` (on from
+    1.37), or off when no version is given. Raises ``ManifestError`` listing every invalid field.
     """
     doc = load_manifest(source, origin=origin) if isinstance(source, str) else source
     reader = _Reader()
-    spec = reader.manifest(doc, scale_to_zero=scale_to_zero)
+    gate_note = "0 needs the HPAScaleToZero feature gate"
+    if kubernetes_version is not None:
+        release = normalize_version(kubernetes_version)
+        stage = gate_stage("HPAScaleToZero", release)
+        if scale_to_zero is None:
+            scale_to_zero = stage.default
+        if stage.default:
+            gate_note += f", {stage.stage.lower()} and on by default in Kubernetes {release} but turned off here"
+        else:
+            gate_note += f", {stage.stage.lower()} and off by default in Kubernetes {release} (on from 1.37)"
+    reader.gate_note = gate_note
+    spec = reader.manifest(doc, scale_to_zero=bool(scale_to_zero))
     if reader.errors or spec is None:
         raise ManifestError(reader.errors, source=origin)
     return spec
@@ -210,6 +229,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
+        self.gate_note = "0 needs the HPAScaleToZero feature gate"  # why minReplicas 0 is refused
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
@@ -304,7 +324,13 @@ class _Reader:
             self.error("spec.maxReplicas", f"must be >= minReplicas ({min_replicas}) (got {max_replicas})")
         metrics, types = self.metrics(spec.get("metrics"))
         if min_replicas == 0 and not types & {MetricSourceType.OBJECT, MetricSourceType.EXTERNAL}:
-            self.error("spec.metrics", "must include an Object or External metric when minReplicas is 0")
+            self.error(
+                "spec.metrics",
+                "must include an Object or External metric when spec.minReplicas is 0 (got only "
+                f"{', '.join(sorted(t.value for t in types)) or 'the default cpu Resource'} metrics): at zero "
+                "replicas there are no pods to read Pods or Resource metrics from, so HPAScaleToZero "
+                "scales from zero only on those",
+            )
         behavior = self.behavior(spec.get("behavior"), "spec.behavior")
         if name is None or target_ref is None or min_replicas is None or max_replicas is None or metrics is None:
             return None
@@ -341,7 +367,7 @@ class _Reader:
         if value is None:
             return 1
         if value == 0 and not isinstance(value, bool) and not scale_to_zero:
-            self.error("spec.minReplicas", "must be >= 1 (got 0); 0 needs the HPAScaleToZero feature gate")
+            self.error("spec.minReplicas", f"must be >= 1 (got 0); {self.gate_note}")
             return None
         return self.integer(value, "spec.minReplicas", lo=0 if scale_to_zero else 1)
 

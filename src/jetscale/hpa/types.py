@@ -19,7 +19,9 @@ __all__ = [
     "Container",
     "ControllerConfig",
     "CrossVersionObjectReference",
+    "EventType",
     "ExternalMetric",
+    "HPAEvent",
     "HPAScalingPolicy",
     "HPAScalingRules",
     "HPASpec",
@@ -86,6 +88,11 @@ class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
 
 
 class SelectorStatus(StrEnum):
@@ -264,7 +271,12 @@ class Tolerances:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControllerConfig:
-    """kube-controller-manager's HPA flags and the feature gates that change the algorithm."""
+    """kube-controller-manager's HPA flags and the feature gates that change the algorithm.
+
+    The gate defaults here are Kubernetes 1.35's and 1.36's (HPAConfigurableTolerance beta and on,
+    HPAScaleToZero alpha and off); ``jetscale.hpa.versions.controller_config_for`` gives any supported
+    release's (1.37: HPAScaleToZero beta and on, HPAConfigurableTolerance GA).
+    """
 
     tolerance: float = 0.1
     cpu_initialization_period_s: float = 300.0
@@ -273,8 +285,8 @@ class ControllerConfig:
     sync_period_s: float = 15.0
     scale_up_limit_factor: float = 2.0
     scale_up_limit_minimum: float = 4.0
-    configurable_tolerance: bool = True  # HPAConfigurableTolerance (beta, on, since 1.35)
-    scale_to_zero: bool = False  # HPAScaleToZero (alpha, off)
+    configurable_tolerance: bool = True  # HPAConfigurableTolerance: alpha/off 1.33, beta/on 1.35, GA 1.37
+    scale_to_zero: bool = False  # HPAScaleToZero: alpha/off 1.16-1.36, beta/on 1.37
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -330,3 +342,12 @@ class Condition:
     status: ConditionStatus
     reason: str
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HPAEvent:
+    """An event the controller records on the HPA object (what ``kubectl describe hpa`` lists)."""
+
+    type: EventType
+    reason: str
+    message: str

@@ -86,9 +86,7 @@ class OpenAIRoutes:
         finally:
             self._runtime.release(handle)
 
-    def _envelope(
-        self, handle: RequestHandle, req: CompletionRequest, *, chat: bool, chunk: bool
-    ) -> dict[str, object]:
+    def _envelope(self, handle: RequestHandle, req: CompletionRequest, *, chat: bool, chunk: bool) -> dict[str, object]:
         server = self._server
         if chat:
             kind = "chat.completion.chunk" if chunk else "chat.completion"

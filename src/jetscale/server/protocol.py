@@ -380,8 +380,9 @@ def _message_text(message: Mapping[str, object], path: str) -> str:
 def parse_chat_completion(body: Mapping[str, object], config: ServerConfig, tokenizer: Tokenizer) -> CompletionRequest:
     """``POST /v1/chat/completions``. The prompt is ``"<role>: <content>\\n"`` per message, then ``"assistant:"``."""
     common = _openai_common(body, _CHAT_FIELDS)
-    if body.get("logprobs"):
-        raise RequestError(field="logprobs", value=body["logprobs"], constraint="false (not supported)")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and logprobs is not False:  # 0 and 0.0 equal False but are not booleans
+        raise RequestError(field="logprobs", value=logprobs, constraint="false (not supported)")
     if _bool(body.get("echo"), "echo"):
         raise RequestError(field="echo", value=body["echo"], constraint="false (not supported)")
     for field in ("add_generation_prompt", "continue_final_message", "include_reasoning"):

@@ -512,8 +512,10 @@ class Simulator:
             events_processed=self.events,
             wall_s=wall_s,
             sizes=SizeCounts(
-                offered_input_tokens=self._offered_in, offered_output_tokens=self._offered_out,
-                prompts_cut=self._prompts_cut, served_input_tokens=recorder.input_tokens_done,
+                offered_input_tokens=self._offered_in,
+                offered_output_tokens=self._offered_out,
+                prompts_cut=self._prompts_cut,
+                served_input_tokens=recorder.input_tokens_done,
                 served_output_tokens=recorder.output_tokens_done,
             ),
         )

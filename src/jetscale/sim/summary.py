@@ -134,7 +134,6 @@ class RunSummary:
             rows["simulation"] = f"{self.wall_s:.1f} s wall, {c.arrived / self.wall_s:,.0f} requests/s"
         return rows
 
-
     def _size_rows(self) -> dict[str, str]:
         sizes, c = self.sizes, self.counts
         if sizes is None or c.arrived == 0:
