@@ -31,8 +31,9 @@ from jetscale.engine.accelerator import roofline
 from jetscale.engine.api import EngineRequest
 from jetscale.engine.calibration import efficiency_for
 from jetscale.engine.catalog import get_accelerator, get_model
+from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import ReplicaConfig, resolve_preset
-from jetscale.engine.replica import ReplicaEngine
+from jetscale.engine.vllm import StepCost
 from jetscale.errors import ConfigError
 
 
@@ -111,6 +112,27 @@ def _pytorch(
     )
 
 
+_LAMBDA = "LambdaLabsML/vllm-benchmark results (vLLM ~0.6, 2024-09-07)"
+
+
+def _vllm(gpu: str, prompts: int, mean_in: float, mean_out: float, published: float, max_len: int) -> Setup:
+    """A Lambda vLLM run: Llama-3-8B-Instruct bf16 on one GPU, ShareGPT, every prompt at once, 256 seqs."""
+    return Setup(
+        name=f"llama3-8b bf16 {gpu} {prompts} prompts (vllm)",
+        preset="h100/llama3-8b",
+        overrides=(
+            ("accelerator", gpu),
+            ("stack", "vllm"),
+            ("decode_slots", 256),
+            ("max_target_length", max_len),
+            ("max_prefill_length", max_len - 1),
+        ),
+        workload=Workload(name=f"sharegpt {prompts}", requests=prompts, mean_input=mean_in, mean_output=mean_out),
+        published_tok_s=published,
+        source=f"{_LAMBDA}: {prompts} prompts",
+    )
+
+
 SETUPS: tuple[Setup, ...] = (
     Setup(
         name="llama2-7b bf16 v5e-8 b88 (maxtext)",
@@ -162,6 +184,8 @@ SETUPS: tuple[Setup, ...] = (
         date="2024-07-29",
         miss="the same setup as the row above, 22% slower three months later: a regression its authors note",
     ),
+    _vllm("h100-80gb-x1", 1280, 283_459 / 1280, 233_412 / 1280, 7626.6, 2048),
+    _vllm("a100-80gb-x1", 1280, 283_459 / 1280, 233_162 / 1280, 3842.6, 2000),
 )
 
 
@@ -216,7 +240,7 @@ def _scaled_to_mean(shape: list[float], mean: float, low: int, high: int) -> lis
 
 def replay(config: ReplicaConfig, sizes: list[tuple[int, int]]) -> tuple[float, int, int]:
     """Send every request at t=0 and run to the end: (output tok/s, output tokens, steps of the loop)."""
-    engine = ReplicaEngine(config)
+    engine = make_engine(config)
     for rid, (n_in, n_out) in enumerate(sizes):
         if not engine.submit(EngineRequest(request_id=rid, input_tokens=n_in, output_tokens=n_out, arrival_s=0.0), 0.0):
             raise RuntimeError(f"request {rid} refused")
@@ -269,9 +293,22 @@ VIDUR_STEPS: dict[str, tuple[tuple[int, int, float], ...]] = {
 }  # fmt: skip
 
 
+# vLLM's median TPOT with 10 prompts at once (Lambda's prompt_10 runs, Llama-3-8B-Instruct, ShareGPT: means
+# 137 in, 187-195 out): a decode step at batch <= 10, context ~230 tokens per sequence, host time included
+LAMBDA_TPOT: tuple[tuple[str, int, int, float], ...] = (
+    ("h100-80gb-x1", 10, 230, 7.56),
+    ("a100-80gb-x1", 10, 230, 12.01),
+)
+
+
 def gpu_step_rows() -> list[tuple[str, int, int, float, float]]:
-    """(gpu, batch, context, Vidur ms, ours ms): the device step alone (no host time per slot)."""
+    """(gpu, batch, context, published ms, ours ms): Vidur's device steps (no host time per slot), then
+    vLLM's end-to-end TPOT at batch 10 (vLLM's step, host floor included)."""
     rows = []
+    for gpu, batch, context, published_ms in LAMBDA_TPOT:
+        config = resolve_preset("h100/llama3-8b", accelerator=gpu, stack="vllm", decode_slots=256)
+        ours_s = StepCost.of(config).step_s(batch * context, batch, batch)
+        rows.append((f"{gpu} (vllm TPOT)", batch, context, published_ms, 1e3 * ours_s))
     for gpu, steps in VIDUR_STEPS.items():
         for batch, context, published_ms in steps:
             chip, model = get_accelerator(gpu), get_model("llama2-7b")
@@ -322,8 +359,8 @@ def main(argv: list[str]) -> int:
     for setup in SETUPS:
         if setup.miss:
             console.print(f"  out of reach: {setup.name}: {setup.miss}")
-    gpu = Table(title="Decode step vs Vidur's kernel times (Llama-2-7B bf16, one GPU)")
-    for column in ("gpu", "batch", "context / seq", "Vidur ms", "ours ms", "error %"):
+    gpu = Table(title="Decode step vs Vidur's kernel times (Llama-2-7B bf16) and vLLM's TPOT (Llama-3-8B), one GPU")
+    for column in ("gpu", "batch", "context / seq", "published ms", "ours ms", "error %"):
         gpu.add_column(column, justify="left" if column == "gpu" else "right")
     for name, batch, context, published_ms, ours_ms in gpu_step_rows():
         error_pct = 100.0 * (ours_ms - published_ms) / published_ms
@@ -349,7 +386,7 @@ def print_markdown() -> None:
         error = f"{100.0 * (ours - setup.published_tok_s) / setup.published_tok_s:+.1f}%"
         error = f"{error} (out of reach)" if setup.miss else error
         print(f"| {setup.name} | {setup.published_tok_s:,.0f} | {ours:,.0f} | {error} | {setup.source} |")
-    print("\n| GPU | batch | context / seq | Vidur ms | ours ms | error |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| GPU | batch | context / seq | published ms | ours ms | error |\n|---|---:|---:|---:|---:|---:|")
     for name, batch, context, published_ms, ours_ms in gpu_step_rows():
         error_pct = 100.0 * (ours_ms - published_ms) / published_ms
         print(f"| {name} | {batch} | {context} | {published_ms:.2f} | {ours_ms:.2f} | {error_pct:+.1f}% |")

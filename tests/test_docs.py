@@ -87,10 +87,11 @@ def test_the_check_catches_a_flag_that_does_not_exist() -> None:
     assert "--list-presets" not in _flags(_commands()["serve"])
 
 
-def test_compare_over_the_examples_is_the_three_signals() -> None:
-    assert sorted(p.stem for p in (ROOT / "examples" / "hpa").glob("*.yaml")) == ["backlog", "hbm", "slots"]
+def test_compare_over_the_examples_is_the_three_signals_of_each_server() -> None:
+    stems = sorted(p.stem for p in (ROOT / "examples" / "hpa").glob("*.yaml"))
+    assert stems == ["backlog", "hbm", "slots", "vllm-batch", "vllm-kv-cache", "vllm-queue"]
     simulate = (ROOT / "docs" / "simulate.md").read_text(encoding="utf-8")
-    assert "--compare examples/hpa/*.yaml" in simulate and "three rows" in simulate
+    assert "--compare examples/hpa/{backlog,hbm,slots}.yaml" in simulate and "three rows" in simulate
 
 
 def test_one_measured_tune_time() -> None:

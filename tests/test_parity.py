@@ -50,7 +50,9 @@ Two things are arranged so that the outcome does not depend on chance:
   of the machine). The simulator is given the live run's mean (created -> ready) as a fixed delay, spent
   Pending as the fleet shows a starting replica.
 
-The whole test takes about 15 wall seconds.
+The same scenario runs on vLLM's scheduler (``serve --kind vllm`` replicas, scaled on
+``vllm:num_requests_running`` at 2 per pod: the same 0.25 of 8 seats). The whole test takes about 15
+wall seconds per server kind.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from jetscale.engine.presets import replica_config_from_mapping
@@ -91,6 +94,18 @@ REPLICA = {
     "kv_read": "active",
     "efficiency": {"decode": 0.248, "source": "pinned for the parity scenario"},
 }
+# the same scenario on vLLM's scheduler: the same chip, model and step times, 8 running requests at most,
+# scaled on vLLM's batch size at 2 per pod (= 0.25 x 8 slots)
+VLLM_REPLICA = {
+    "accelerator": "tpu-v5e-8",
+    "model": "llama2-7b",
+    "stack": "vllm",
+    "decode_slots": BATCH,
+    "max_target_length": 2048,
+    "max_prefill_length": 2047,
+    "model_load_s": MODEL_LOAD_S,
+    "efficiency": {"decode": 0.248, "source": "pinned for the parity scenario"},
+}
 PHASE_S = 7.5  # the live HPA loop syncs at trace times PHASE_S + k * SYNC_S
 HORIZON_S = 105.0  # trace seconds the live fleet runs for (the last request arrives at 72 s)
 LIVE_BOUND_WALL_S = 45.0  # a live run takes ~14 s; beyond this bound it is stuck
@@ -117,6 +132,20 @@ HPA = {
 }
 
 
+KINDS = {
+    "jetstream": (REPLICA, {"name": "jetstream_slots_used_percentage"}, "250m"),
+    "vllm": (VLLM_REPLICA, {"name": "vllm:num_requests_running"}, "2"),
+}
+
+
+def hpa_for(kind: str) -> dict[str, object]:
+    """``HPA`` on the kind's metric."""
+    _, metric, target = KINDS[kind]
+    pods = {"metric": metric, "target": {"type": "AverageValue", "averageValue": target}}
+    spec = {**HPA["spec"], "metrics": [{"type": "Pods", "pods": pods}]}  # type: ignore[dict-item]
+    return {**HPA, "spec": spec}
+
+
 def trace_rows() -> list[dict[str, float | int]]:
     """Three lone requests, then one every 0.75 s from 30 s to 72 s; varied sizes (~4.9 s end-to-end)."""
     times = [0.0, 10.0, 20.0] + [30.0 + 0.75 * i for i in range(57)]
@@ -133,10 +162,10 @@ class LiveRun:
     start_model_s: float  # the trace's t = 0 on the fleet's model clock (its first request at the router)
 
 
-async def run_live(spec: HPASpec, trace_path: Path, out: Path) -> LiveRun:
+async def run_live(spec: HPASpec, trace_path: Path, out: Path, replica: dict[str, object]) -> LiveRun:
     """The fleet, with the HPA loop re-phased on the trace's first request; runs to ``HORIZON_S``."""
     replica_file = out / "replica.yaml"
-    replica_file.write_text(yaml.safe_dump(REPLICA), encoding="utf-8")
+    replica_file.write_text(yaml.safe_dump(replica), encoding="utf-8")
     command = ServeCommand(replica_file=replica_file, speed=SPEED)
     config = FleetConfig(hpa=spec, command=command, speed=SPEED, port=0, sync_period_s=SYNC_S,
                          scrape_interval_s=SCRAPE_S, log_dir=out / "logs")  # fmt: skip
@@ -195,14 +224,16 @@ class SimRun:
     rejected: int
 
 
-def run_sim(spec: HPASpec, trace: Trace, *, first_sync_s: float, startup_s: float) -> SimRun:
+def run_sim(
+    spec: HPASpec, trace: Trace, *, first_sync_s: float, startup_s: float, replica: dict[str, object]
+) -> SimRun:
     """The simulator on ``trace``, shifted so that its second sync falls at trace time ``first_sync_s``
     (the live fleet's first sync after its loop was re-phased); new replicas ready ``startup_s`` after
     they are created."""
     shift = SYNC_S - first_sync_s
     shifted = Trace(times_s=trace.times_s + shift, input_tokens=trace.input_tokens, output_tokens=trace.output_tokens)
     scenario = Scenario(
-        replica=replica_config_from_mapping(REPLICA),
+        replica=replica_config_from_mapping(replica),
         traffic=TraceTraffic(trace=shifted, name="parity"),
         duration_s=HORIZON_S + shift,
         hpa=spec,
@@ -238,19 +269,23 @@ def _spread(diff: np.ndarray) -> str:
     return f"median {np.median(diff):.3f} s, p95 {np.percentile(diff, 95):.3f} s, max {diff.max():.3f} s"
 
 
-async def test_live_fleet_and_simulator_agree_on_scaling_and_per_request_latency(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_live_fleet_and_simulator_agree_on_scaling_and_per_request_latency(tmp_path: Path, kind: str) -> None:
     rows = trace_rows()
     trace_path = tmp_path / "trace.jsonl"
     trace_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     trace = parse_trace(trace_path.read_text().splitlines(), source=str(trace_path))
-    spec = parse_hpa(HPA)
-    live = await asyncio.wait_for(run_live(spec, trace_path, tmp_path), LIVE_BOUND_WALL_S)
+    spec = parse_hpa(hpa_for(kind))
+    replica = KINDS[kind][0]
+    live = await asyncio.wait_for(run_live(spec, trace_path, tmp_path, replica), LIVE_BOUND_WALL_S)
 
     # the live syncs since the loop was re-phased, on the trace's clock, anchor the simulated run
     live_syncs = [(r.t_s - live.start_model_s, r.decision) for r in live.syncs if r.t_s >= live.start_model_s]
     startup = startup_delays(live.syncs, live.start_model_s)
     assert live_syncs and len(startup) == 2, (live_syncs, startup)
-    sim = run_sim(spec, trace, first_sync_s=live_syncs[0][0], startup_s=float(np.mean(list(startup.values()))))
+    sim = run_sim(
+        spec, trace, first_sync_s=live_syncs[0][0], startup_s=float(np.mean(list(startup.values()))), replica=replica
+    )
     sim_syncs = [(t, d) for t, _, d in sim.syncs if t >= 0]
 
     # 1. scaling: the same count at every sync, so the same rescales, at the same syncs

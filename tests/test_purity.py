@@ -15,7 +15,7 @@ import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "jetscale"
 PURE = sorted(
-    [*SRC.joinpath("hpa").glob("*.py"), *SRC.joinpath("engine").glob("*.py")]
+    [*SRC.joinpath("hpa").glob("*.py"), *SRC.joinpath("engine").glob("*.py"), *SRC.joinpath("controllers").glob("*.py")]
     + [SRC / "load" / name for name in ("workload.py", "arrivals.py", "trace.py") if (SRC / "load" / name).exists()]
     + [SRC / "errors.py", SRC / "units.py", SRC / "safeload.py"]
 )
@@ -41,6 +41,7 @@ JETSCALE_ALLOWED = (
     "jetscale.safeload",
     "jetscale.hpa",
     "jetscale.engine",
+    "jetscale.controllers",
     "jetscale.load.workload",
     "jetscale.load.arrivals",
     "jetscale.load.trace",

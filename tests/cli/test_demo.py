@@ -43,6 +43,20 @@ def test_the_default_plan_ramps_holds_spikes_and_falls_within_three_minutes() ->
     assert plan.duration_s - DEMO_LOAD[-3][0] > 300  # the quiet tail outlasts the scale-down window
 
 
+def test_the_vllm_plan_scales_vllm_replicas_on_vllms_queue() -> None:
+    plan = DemoPlan.vllm(seed=3)
+    spec = load_hpa_file(plan.hpa_path)
+    assert [m.name for m in spec.metrics] == ["vllm:num_requests_waiting"] and plan.seed == 3
+    assert plan.preset.startswith("vllm-") and plan.load == DemoPlan().load
+    assert 0 < plan.replica_rps() < 100
+
+
+def test_a_bad_kind_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--kind", "tgi"])
+    assert exit_.value.code == 2 and "'--kind' must be jetstream or vllm (got 'tgi')" in capsys.readouterr().err
+
+
 def test_rates_follow_the_modeled_capacity_of_one_replica() -> None:
     plan = DemoPlan(load=((0.0, 1.0), (10.0, 2.0)))
     per_replica = plan.replica_rps()

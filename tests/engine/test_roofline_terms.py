@@ -122,7 +122,7 @@ def test_the_new_fields_round_trip_through_the_replica_yaml() -> None:
         ({"cache_length": 65}, r"to max_target_length \(64\) \(got 65\)"),
         ({"cache_length": 40, "kv_read": "active"}, r"'cache_length' must be max_target_length \(64\) with kv_read"),
         ({"kv_read": "paged"}, r"'kv_read' must be one of cache, active \(got 'paged'\)"),
-        ({"stack": "vllm-ish"}, r"'stack' must be one of jetstream-maxtext, jetstream-pytorch \(got 'vllm-ish'\)"),
+        ({"stack": "vllm-ish"}, r"'stack' must be one of jetstream-maxtext, jetstream-pytorch, vllm \(got 'vllm-"),
         ({"data_parallel": 3}, r"'data_parallel' must divide the chips \(1\) and decode_slots \(4\)"),
         ({"data_parallel": 0}, r"'data_parallel' must be an integer >= 1 \(got 0\)"),
     ],

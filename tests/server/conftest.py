@@ -9,6 +9,7 @@ import pytest
 from server_fakes import FakeEngine
 
 from jetscale.engine.api import Engine
+from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import resolve_preset
 from jetscale.engine.replica import ReplicaEngine
 from jetscale.server import ModelServer, ServerConfig
@@ -96,3 +97,30 @@ async def any_server(request: pytest.FixtureRequest, make_server: ServerFactory)
         return await make_server(FakeEngine())
     engine, limits = real_engine()
     return await make_server(engine, **limits)
+
+
+VLLM_PRESET = "h100/llama3-8b"
+
+
+def real_vllm_engine(**overrides: object) -> tuple[Engine, dict[str, object]]:
+    """vLLM's scheduler (``make_engine`` on h100/llama3-8b with stack vllm, no model load) and the settings
+    of a vLLM-kind server in front of it (no gRPC, max_model_len = max_target_length)."""
+    replica = resolve_preset(VLLM_PRESET, stack="vllm", model_load_s=0.0, **overrides)
+    settings: dict[str, object] = {
+        "kind": "vllm",
+        "grpc_port": None,
+        "model_name": replica.model.name,
+        "max_prefill_length": replica.max_prefill_length,
+        "max_output_tokens": replica.max_target_length - replica.max_prefill_length,
+        "max_model_len": replica.max_target_length,
+    }
+    return make_engine(replica), settings
+
+
+@pytest.fixture(params=["fake", "real"])
+async def vllm_server(request: pytest.FixtureRequest, make_server: ServerFactory) -> ModelServer:
+    """A ready vLLM-kind server: on the fake engine (max_model_len 96), then on vLLM's scheduler (speed 100)."""
+    if request.param == "fake":
+        return await make_server(FakeEngine(), kind="vllm", grpc_port=None)
+    engine, settings = real_vllm_engine()
+    return await make_server(engine, **settings)

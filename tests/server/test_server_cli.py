@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -81,6 +82,12 @@ async def test_sigterm_lets_the_request_in_flight_finish_and_exits_0() -> None:
         pytest.param(["--port", "70000"], "'port' must be in 0..65535 (got 70000)", id="port out of range"),
         pytest.param(["--grpc-port", "-5"], "'grpc_port' must be -1 (off) or in 0..65535 (got -5)", id="grpc port"),
         pytest.param(["--model-load-s", "-1"], "'model_load_s' must be >= 0", id="negative model load"),
+        pytest.param(
+            ["--kind", "vllm"],
+            "'--kind' must be the replica's kind, jetstream (its stack is jetstream-maxtext) (got vllm)",
+            id="kind vllm on a JetStream replica",
+        ),
+        pytest.param(["--kind", "tgi"], "'--kind' must be one of jetstream, vllm (got 'tgi')", id="unknown kind"),
     ],
 )
 def test_bad_flags_raise_a_config_error_naming_the_flag(flags: list[str], message: str) -> None:
@@ -112,3 +119,63 @@ def test_presets_lists_every_preset_with_its_modeled_peak() -> None:
     for preset in list_presets():
         row = next(line for line in result.output.splitlines() if f" {preset.name} " in line)
         assert f"{modeled_peak(preset.config()).output_tokens_s:,.0f}" in row
+
+
+VLLM_REPLICA = "preset: h100/llama3-8b\nstack: vllm\nmodel_load_s: 0\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(
+            ["--grpc-port", "9001"],
+            "'--grpc-port' must be -1 (off) with kind vllm: vLLM serves no gRPC (got 9001)",
+            id="gRPC on a vLLM replica",
+        ),
+        pytest.param(
+            ["--kind", "jetstream"],
+            "'--kind' must be the replica's kind, vllm (its stack is vllm) (got jetstream)",
+            id="kind jetstream on a vLLM replica",
+        ),
+    ],
+)
+def test_bad_flags_on_a_vllm_replica(tmp_path: Path, flags: list[str], message: str) -> None:
+    replica = tmp_path / "vllm.yaml"
+    replica.write_text(VLLM_REPLICA)
+    root = typer.Typer()
+    serve_cli.register(root)
+    result = CliRunner().invoke(root, ["serve", "--replica", str(replica), *flags])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == message
+
+
+async def test_serve_kind_vllm_speaks_vllms_api_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    replica = tmp_path / "vllm.yaml"
+    replica.write_text(VLLM_REPLICA)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *LAUNCH, "serve", "--replica", str(replica), "--kind", "vllm", "--port", "0",
+        "--server-id", "vllm-test", "--speed", "10",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode()
+        assert line.startswith("serving h100/llama3-8b as vllm-test: http=127.0.0.1:") and " grpc=off " in line, line
+        base = f"http://127.0.0.1:{int(line.split('http=127.0.0.1:')[1].split()[0])}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/version") as resp:
+                assert (resp.status, await resp.json()) == (200, {"version": "0.34.0"})
+            async with http.post(f"{base}/v1/generate", json={"max_tokens": 1}) as resp:
+                assert resp.status == 404
+            body = {"model": "llama3-8b", "prompt": "hello", "max_tokens": 3}
+            async with http.post(f"{base}/v1/completions", json=body) as resp:
+                assert resp.status == 200 and (await resp.json())["usage"]["completion_tokens"] == 3
+            async with http.get(f"{base}/metrics") as resp:
+                text = await resp.text()
+        assert 'vllm:request_success_total{engine="0",finished_reason="length",model_name="llama3-8b"} 1.0' in text
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jetscale.engine.config import ServerKind
 from jetscale.errors import ConfigError, ManifestError
 from jetscale.hpa.spec import parse_hpa
 from jetscale.hpa.types import MetricSourceType, PolicyType
@@ -18,13 +19,16 @@ from jetscale.tune.candidates import (
     hpa_for,
     manifest_yaml,
     parse_signals,
+    signals_for,
 )
+from jetscale.tune.search import running_grid
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("all", (Signal.BACKLOG, Signal.SLOTS, Signal.HBM), id="all"),
+        pytest.param("all", tuple(Signal), id="all"),
+        pytest.param("kv,waiting", (Signal.WAITING, Signal.KV), id="vllm"),
         pytest.param("hbm,backlog", (Signal.BACKLOG, Signal.HBM), id="any-order"),
         pytest.param(" slots ", (Signal.SLOTS,), id="spaces"),
         pytest.param("slots,slots", (Signal.SLOTS,), id="repeat"),
@@ -32,6 +36,26 @@ from jetscale.tune.candidates import (
 )
 def test_parse_signals(text: str, expected: tuple[Signal, ...]) -> None:
     assert parse_signals(text) == expected
+
+
+def test_each_server_kind_gets_the_signals_it_exports() -> None:
+    assert signals_for(tuple(Signal), ServerKind.VLLM) == (Signal.WAITING, Signal.RUNNING, Signal.KV)
+    assert signals_for(tuple(Signal), ServerKind.JETSTREAM) == (Signal.BACKLOG, Signal.SLOTS, Signal.HBM)
+    assert [s.metric for s in signals_for(tuple(Signal), ServerKind.VLLM)] == [
+        "vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"'--signals' must include one a vllm replica exports: waiting, running"):
+        signals_for((Signal.BACKLOG,), ServerKind.VLLM)
+    sample = gke_sample(ServerKind.VLLM)
+    assert (sample.signal, sample.target_milli, sample.behavior) == (Signal.WAITING, 5000, None)
+
+
+def test_the_running_grid_stays_below_what_can_scale_up() -> None:
+    grid = running_grid(256, 0.1)
+    top = grid.values_milli[-1] / 1000
+    assert top == 232 and 256 / top > 1.1  # 256 / 1.1 = 232.7: a batch of 256 still reads above 1.1 x target
+    assert grid.values_milli[0] >= 1000 and grid.start == len(grid.values_milli) - 1
+    assert running_grid(1, 0.1).values_milli == (1000,)
 
 
 @pytest.mark.parametrize("text", ["", "cpu", "backlog,all", ","])
@@ -87,3 +111,15 @@ def test_bad_names_fail_as_a_manifest() -> None:
     candidate = Candidate(signal=Signal.BACKLOG, target_milli=4000)
     with pytest.raises(ManifestError):
         hpa_for(candidate, min_replicas=1, max_replicas=2, names=ManifestNames(name="Not_A_Name"))
+
+
+def test_a_vllm_replica_tunes_on_vllms_three_signals() -> None:
+    from tunehelp import setup
+
+    from jetscale.engine.presets import resolve_preset
+    from jetscale.tune.signals import signal_grids
+
+    replica = resolve_preset("vllm-h100/llama3.1-8b")
+    grids, warnings = signal_grids(signals_for(tuple(Signal), replica.kind), replica, setup(5.0, duration_s=300.0))
+    assert list(grids) == [Signal.WAITING, Signal.RUNNING, Signal.KV] and warnings == []
+    assert grids[Signal.RUNNING].values_milli[-1] == 232_000  # 256 seqs / 1.1

@@ -2,7 +2,9 @@
 
 A real local fleet (``jetscale up``'s) of ``v5e-8/llama2-7b`` replicas at speed 10, driven through its
 router by ``jetscale load``'s generator with a load that ramps up, holds, spikes and falls, so that the
-HPA (``examples/demo/hpa.yaml``) scales up and, once its 300 s window has passed, back down. About two
+HPA (``examples/demo/hpa.yaml``) scales up and, once its 300 s window has passed, back down. ``--kind
+vllm`` runs the same with vLLM replicas (``vllm-h100/llama3.1-8b``) scaled on vLLM's queue
+(``examples/demo/hpa-vllm.yaml``). About two
 minutes on two cores. Writes ``results/demo/report.html`` (PNG plots of the timeline, summary, scaling
 events), ``timeline.csv`` and the generator's reports, and prints the summary. See docs/fleet.md.
 """
@@ -25,6 +27,9 @@ def demo(
     ] = False,
     speed: Annotated[float, typer.Option("--speed", help="Time compression (the plan is sized for 10).")] = 10.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of arrivals, sizes and text.")] = 0,
+    kind: Annotated[
+        str, typer.Option("--kind", help="jetstream (v5e-8 Llama-2-7B) or vllm (H100 Llama-3.1-8B, vLLM's queue).")
+    ] = "jetstream",
     json_out: Annotated[
         bool, typer.Option("--json", help="The summary and scaling events as JSON on stdout (the rest on stderr).")
     ] = False,
@@ -33,9 +38,14 @@ def demo(
     from dataclasses import asdict
 
     from jetscale.cli.output import make_console, print_json
+    from jetscale.errors import ConfigError
     from jetscale.fleet.demo import DemoPlan, run_demo, summary_table
 
+    if kind not in ("jetstream", "vllm"):
+        raise ConfigError(f"'--kind' must be jetstream or vllm (got {kind!r})")
     plan = DemoPlan(prometheus=prometheus, speed=speed, seed=seed)
+    if kind == "vllm":
+        plan = DemoPlan.vllm(prometheus=prometheus, speed=speed, seed=seed)
     console = make_console(stderr=json_out)
     console.print(
         f"jetscale demo: {plan.preset} (batch {plan.batch_size}) at speed {plan.speed:g}x, HPA {plan.hpa_path.name}, "

@@ -1,7 +1,10 @@
-"""``jetscale k8s``: render the manifests of an autoscaled JetStream, its dashboards, and apply them.
+"""``jetscale k8s``: render the manifests of an autoscaled JetStream or vLLM server, its dashboards, and apply them.
 
 ``render`` and ``dashboards`` read the HPA manifest and the deploy config, call the pure renderers of
 ``jetscale.k8s``, check the result (Kubernetes and CRD schemas; promtool when installed) and write files.
+The server kind is the replica config's (``--replica FILE``, ``--preset NAME``, or a tune bundle's
+``replica.yaml``): ``stack: vllm`` renders a vLLM server with its arguments from the replica config;
+anything else, or no replica config, renders JetStream as the deploy config says.
 ``apply`` sends manifests to the cluster of your kubeconfig with server-side apply, by default as a
 server-side dry run; it imports the ``kubernetes`` client only when it runs.
 """
@@ -18,6 +21,7 @@ from typing import Annotated, Any, Protocol
 import typer
 
 from jetscale.cli.output import make_console, print_json
+from jetscale.engine.config import ReplicaConfig, ServerKind
 from jetscale.errors import ConfigError, ServingError
 from jetscale.hpa.spec import load_manifest, parse_hpa
 from jetscale.hpa.types import HPASpec
@@ -30,7 +34,8 @@ from jetscale.safeload import load_yaml_all
 __all__ = ["Applier", "apply_documents", "k8s_app", "load_manifests", "register"]
 
 k8s_app = typer.Typer(
-    help="Kubernetes manifests, dashboards and apply for an autoscaled JetStream.", no_args_is_help=True
+    help="Kubernetes manifests, dashboards and apply for an autoscaled JetStream or vLLM server.",
+    no_args_is_help=True,
 )
 console = make_console()  # full width in pipes; quiet under --json (the document is stdout's only text)
 err_console = make_console(stderr=True)
@@ -49,10 +54,14 @@ def _read(path: Path, flag: str) -> str:
         raise ConfigError(f"'{flag}' must be a readable file (got {str(path)!r}: {why})") from None
 
 
-def _inputs(hpa: Path, config: Path | None) -> tuple[HPASpec, DeployConfig | None]:
+def _inputs(
+    hpa: Path, config: Path | None, kind: ServerKind = ServerKind.JETSTREAM
+) -> tuple[HPASpec, DeployConfig | None]:
     text = _read(hpa, "--hpa")
     spec = parse_hpa(text, origin=str(hpa))
-    deploy = parse_deploy_config(_read(config, "--config"), origin=str(config)) if config is not None else None
+    deploy = (
+        parse_deploy_config(_read(config, "--config"), origin=str(config), kind=kind) if config is not None else None
+    )
     if deploy is not None:
         _same_namespace(load_manifest(text, origin=str(hpa)), deploy, hpa=hpa, config=config)
     return spec, deploy
@@ -70,12 +79,33 @@ def _same_namespace(manifest: Mapping[str, Any], deploy: DeployConfig, *, hpa: P
         )
 
 
+def _replica(preset: str | None, replica: Path | None, bundled: ReplicaConfig | None) -> ReplicaConfig | None:
+    """The replica config that picks the server kind: ``--replica``/``--preset``, else a bundle's, else None."""
+    if preset is None and replica is None:
+        return bundled
+    if bundled is not None:
+        given = f"--preset {preset}" if preset is not None else f"--replica {replica}"
+        raise ConfigError(
+            f"'--replica' and '--preset' must not be given with a tune bundle: its replica.yaml is the shape it "
+            f"was tuned at (got {given})"
+        )
+    from jetscale.sim.options import one_replica_option
+
+    return one_replica_option(preset, replica)
+
+
+_REPLICA_HELP = "Replica YAML (docs/replica.md): its stack picks the server kind (stack: vllm renders vLLM)."
+_PRESET_HELP = "Replica preset, instead of --replica (with vLLM presets, renders vLLM)."
+
+
 @k8s_app.command("render")
 def render_command(
     target: Annotated[str, typer.Option("--target", help="gke, kubernetes or keda")],
     config: Annotated[Path, typer.Option("--config", help="The deploy config (image, TPU, ports, GKE...).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the files to.")],
     hpa: Annotated[Path | None, typer.Option("--hpa", help="The autoscaling/v2 HPA manifest.")] = None,
+    replica: Annotated[Path | None, typer.Option("--replica", help=_REPLICA_HELP)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help=_PRESET_HELP)] = None,
     bundle: Annotated[
         Path | None,
         typer.Option("--bundle", help="A jetscale tune output (DIR): its HPA, at the replica shape it was tuned at."),
@@ -93,15 +123,19 @@ def render_command(
 
     With a tune bundle (``--bundle DIR``, or ``--hpa`` naming a bundle's HPA) the server's arguments are
     checked against the replica shape the HPA was tuned at and completed with it (``jetscale.k8s.tuned``).
+    A vLLM replica config (``--replica``, ``--preset`` or the bundle's) renders a vLLM server whose
+    arguments all come from it (``jetscale.k8s.vllm``).
     """
     from jetscale.tune.bundle import hpa_and_bundle
 
     console.quiet = json_out
     chosen = parse_target(target)
     hpa_path, tuned = hpa_and_bundle(hpa, bundle)
-    spec, deploy = _inputs(hpa_path, config)
+    server = _replica(preset, replica, tuned.replica if tuned is not None else None)
+    kind = server.kind if server is not None else ServerKind.JETSTREAM
+    spec, deploy = _inputs(hpa_path, config, kind)
     assert deploy is not None
-    if tuned is not None:
+    if tuned is not None and kind is ServerKind.JETSTREAM:
         from jetscale.k8s.tuned import deploy_with_shape
 
         deploy, conflicts = deploy_with_shape(
@@ -116,7 +150,7 @@ def render_command(
                 soft_wrap=True,
             )
         console.print(f"tuned shape from {tuned.replica_file}: {tuned.shape.describe()}", soft_wrap=True)
-    files = render(chosen, spec, deploy)
+    files = render(chosen, spec, deploy, server)
     checked: dict[str, object] | None = None
     if validate:
         from jetscale.k8s.validate import find_promtool, validate_rendering
@@ -145,6 +179,7 @@ def render_command(
             {
                 "command": "k8s render",
                 "target": chosen.value,
+                "server": kind.value,
                 "namespace": placement(spec, deploy).namespace,
                 "validated": checked,
                 "files": [{"path": str(out / f.path), "kind": f.kind.value,
@@ -164,28 +199,39 @@ def dashboards_command(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the dashboards to.")],
     hpa: Annotated[Path | None, typer.Option("--hpa", help="Draw this HPA's targets and replicas.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Deploy config (for the namespace).")] = None,
+    replica: Annotated[Path | None, typer.Option("--replica", help=_REPLICA_HELP)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help=_PRESET_HELP)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="List the files written as JSON on stdout, only.")] = False,
 ) -> None:
-    """Write a Cloud Monitoring and a Grafana dashboard for the JetStream metrics and the HPA."""
+    """Write a Cloud Monitoring and a Grafana dashboard for the server's metrics (JetStream or vLLM) and the HPA."""
     console.quiet = json_out
+    server = _replica(preset, replica, None)
+    kind = server.kind if server is not None else ServerKind.JETSTREAM
     spec: HPASpec | None = None
     namespace: str | None = None
     if hpa is not None:
-        spec, deploy = _inputs(hpa, config)
+        spec, deploy = _inputs(hpa, config, kind)
         namespace = placement(spec, deploy).namespace if deploy is not None else spec.namespace
     elif config is not None:
-        namespace = parse_deploy_config(_read(config, "--config"), origin=str(config)).namespace
+        namespace = parse_deploy_config(_read(config, "--config"), origin=str(config), kind=kind).namespace
     out.mkdir(parents=True, exist_ok=True)
     for name, doc in (
-        ("cloud-monitoring.json", cloud_monitoring_dashboard(spec, namespace=namespace or ".*")),
-        ("grafana.json", grafana_dashboard(spec, namespace=namespace)),
+        ("cloud-monitoring.json", cloud_monitoring_dashboard(spec, namespace=namespace or ".*", kind=kind)),
+        ("grafana.json", grafana_dashboard(spec, namespace=namespace, kind=kind)),
     ):
         path = out / name
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")
     if json_out:
         names = ("cloud-monitoring.json", "grafana.json")
-        print_json({"command": "k8s dashboards", "namespace": namespace, "files": [str(out / n) for n in names]})
+        print_json(
+            {
+                "command": "k8s dashboards",
+                "server": kind.value,
+                "namespace": namespace,
+                "files": [str(out / n) for n in names],
+            }
+        )
 
 
 # ------------------------------------------------------------------------------------------------ apply

@@ -82,7 +82,10 @@ def load_command(
     max_in_flight: Annotated[
         str, typer.Option("--max-in-flight", metavar="N", help="Open loop: most requests running at once.")
     ] = "4096",
-    model: Annotated[str, typer.Option("--model", help="OpenAI APIs: the model name to send.")] = "jetscale",
+    model: Annotated[
+        str,
+        typer.Option("--model", help="OpenAI APIs: the model name to send (default: the first at /v1/models)."),
+    ] = "",
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="OpenAI APIs: stream the response.")] = True,
     ignore_eos: Annotated[
         bool, typer.Option("--ignore-eos/--no-ignore-eos", help="OpenAI APIs: send vLLM's ignore_eos.")

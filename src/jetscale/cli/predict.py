@@ -85,21 +85,23 @@ def predict_command(
     if given:
         changed = ", ".join(f"{k}={v}" for k, v in given.items())
         name = f"{config.name or preset or replica} with {changed}"
-        config = replica_config_from_mapping({**replica_config_to_mapping(config), **given, "name": name})
+        base = replica_config_to_mapping(config)
+        if "stack" in given:
+            base.pop("kv_read", None)  # the new stack's own
+        config = replica_config_from_mapping({**base, **given, "name": name})
     cut_share = 0.0
     if workload is not None:
         input_tokens, output_tokens, cut_share = _workload_means(workload, config.max_prefill_length,
                                                                  config.max_target_length)  # fmt: skip
     peak = modeled_peak(config, input_tokens=input_tokens, output_tokens=output_tokens)
-    timing = config.roofline()
-    ttft_s = timing.prefill_s(peak.input_tokens)
+    ttft_s = peak.prefill_s
     requests_s = peak.output_tokens_s / peak.output_tokens
     doc = {
         "setup": config.name or (preset or str(replica)), "accelerator": config.accelerator.name,
         "model": config.model.name, "decode_slots": config.decode_slots,
         "max_prefill_length": config.max_prefill_length, "max_target_length": config.max_target_length,
-        "cache_length": config.cache_tokens, "kv_read": config.kv_read.value, "data_parallel": config.data_parallel,
-        "stack": config.stack.value,
+        "cache_length": config.cache_tokens, "kv_read": config.kv_read_mode.value,
+        "data_parallel": config.data_parallel, "stack": config.stack.value,
         "input_tokens": peak.input_tokens, "output_tokens": peak.output_tokens,
         "prompts_cut_share": cut_share,
         "peak_output_tokens_s": peak.output_tokens_s, "peak_input_tokens_s": requests_s * peak.input_tokens,
@@ -116,7 +118,7 @@ def predict_command(
     table.add_column("value", justify="right")
     rows = [
         ("request shape", f"{peak.input_tokens} in, {peak.output_tokens} out"),
-        ("cache per slot", f"{config.cache_tokens} tokens, read {config.kv_read.value}"
+        ("cache per slot", f"{config.cache_tokens} tokens, read {config.kv_read_mode.value}"
                            + (f", {config.data_parallel} data-parallel groups" if config.data_parallel > 1 else "")),
         ("peak output tokens/s", f"{peak.output_tokens_s:,.0f}"),
         ("peak requests/s", f"{requests_s:,.2f}"),

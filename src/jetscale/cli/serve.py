@@ -1,10 +1,14 @@
-"""``jetscale serve`` (one JetStream-compatible replica) and ``jetscale presets`` (the replica shapes, with
-where each one's efficiency comes from; ``--replica FILE`` adds a replica YAML's setup).
+"""``jetscale serve`` (one JetStream- or vLLM-compatible replica) and ``jetscale presets`` (the replica
+shapes, with where each one's efficiency comes from; ``--replica FILE`` adds a replica YAML's setup).
 
-``serve`` resolves a preset with the flags' overrides, builds the engine and runs ``ModelServer`` until
-SIGTERM/SIGINT, then drains within the grace period and exits 0. Once listening it prints one line to
-stdout: ``serving <preset> as <id>: http=<host>:<port> grpc=<host>:<port> speed=<x> ready_in=<s>s``
-(useful with ``--port 0``, which picks a free port). Logs go to stderr.
+``serve`` resolves a preset with the flags' overrides, builds the engine of the replica's kind
+(``make_engine``: JetStream's scheduler, or vLLM's for ``stack: vllm``) and runs ``ModelServer`` until
+SIGTERM/SIGINT, then drains within the grace period and exits 0. ``--kind`` (default: the replica's own)
+picks the API: ``jetstream`` (JetStream HTTP and gRPC, OpenAI, JetStream's metrics) or ``vllm`` (vLLM's
+OpenAI-compatible server and metrics, no gRPC; docs/vllm-server.md); a kind the replica's stack does not
+run is refused, naming both. Once listening it prints one line to stdout:
+``serving <preset> as <id>: http=<host>:<port> grpc=<host>:<port> speed=<x> ready_in=<s>s`` (useful with
+``--port 0``, which picks a free port; grpc=off for vLLM). Logs go to stderr.
 
 Every flag is checked before anything starts: a bad value, or an address the server cannot listen on
 (``--host`` that is not an address of this machine, ``--port`` taken or not allowed), is one line on stderr
@@ -26,8 +30,9 @@ import typer
 from rich.table import Table
 
 from jetscale.engine.accelerator import EfficiencyKind
+from jetscale.engine.config import ServerKind
+from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import ReplicaConfig, list_presets, modeled_peak
-from jetscale.engine.replica import ReplicaEngine
 from jetscale.errors import ConfigError
 from jetscale.server.app import ModelServer, serve_until_signalled
 from jetscale.server.config import ListenError, ServerConfig
@@ -39,12 +44,13 @@ __all__ = ["MAX_QUEUE_WAIT_HELP", "PREFILL_BACKLOG_HELP", "build_server", "parse
 _GIB = 2**30
 _LISTEN_FLAGS = {"host": "--host", "port": "--port", "grpc_port": "--grpc-port"}  # ListenError.field -> flag
 MAX_QUEUE_WAIT_HELP = (
-    "Shed (429 + Retry-After) a request whose expected wait for its prefill is over this many model seconds: "
-    "2s, 500ms, 1m (default: no bound by time, as in JetStream)."
+    "Shed (429, vLLM: 503, + Retry-After) a request whose expected wait for its prefill is over this many model "
+    "seconds: 2s, 500ms, 1m (default: no bound by time, as in JetStream)."
 )
 _BACKLOG_DEFAULT = next(f.default for f in dataclasses.fields(ReplicaConfig) if f.name == "prefill_backlog_limit")
 PREFILL_BACKLOG_HELP = (
-    f"Shed (429 + Retry-After) a request beyond this many prompts queued for prefill (default {_BACKLOG_DEFAULT})."
+    f"Shed (429, vLLM: 503, + Retry-After) a request beyond this many prompts queued for prefill (default "
+    f"{_BACKLOG_DEFAULT})."
 )
 
 
@@ -67,6 +73,20 @@ def _server_id(flag: str | None) -> str:
     return os.environ.get("HOSTNAME") or f"jetscale-{os.getpid()}"
 
 
+def _kind(flag: ServerKind | str | None, replica: ReplicaConfig) -> ServerKind:
+    """``--kind``: the replica's own kind when absent; one its stack does not run is refused, naming both."""
+    if flag is None:
+        return replica.kind
+    if flag not in tuple(ServerKind):
+        choices = ", ".join(k.value for k in ServerKind)
+        raise ConfigError(f"'--kind' must be one of {choices} (got {flag!r})")
+    kind = ServerKind(str(flag))
+    if kind is not replica.kind:
+        raise ConfigError(f"'--kind' must be the replica's kind, {replica.kind.value} (its stack is "
+                          f"{replica.stack.value}) (got {kind.value})")  # fmt: skip
+    return kind
+
+
 def build_server(
     *,
     preset: str | None = None,
@@ -82,10 +102,12 @@ def build_server(
     prefill_backlog_limit: int | None = None,
     max_queue_wait_s: float | None = None,
     grace_period_s: float = 30.0,
+    kind: ServerKind | str | None = None,
 ) -> tuple[ModelServer, ReplicaConfig]:
     """The server ``jetscale serve`` runs, from its flags (``ConfigError`` names the bad one): the replica is
     ``--replica FILE`` (a replica YAML or a profile.yaml) or ``--preset`` (default ``DEFAULT_PRESET``), with
-    the other flags applied on top."""
+    the other flags applied on top; ``kind`` None is the replica's own. A vLLM-kind server has no gRPC:
+    ``grpc_port`` must be None."""
     overrides: dict[str, object] = {}
     if batch_size is not None:
         overrides["decode_slots"] = batch_size
@@ -97,9 +119,13 @@ def build_server(
         overrides["max_queue_wait_s"] = max_queue_wait_s
     base = one_replica_option(preset, replica_file)
     replica = dataclasses.replace(base, **overrides) if overrides else base  # type: ignore[arg-type]
+    server_kind = _kind(kind, replica)
+    if server_kind is ServerKind.VLLM and grpc_port is not None:
+        raise ConfigError(f"'--grpc-port' must be -1 (off) with kind vllm: vLLM serves no gRPC (got {grpc_port})")
     config = ServerConfig(
         server_id=_server_id(server_id),
         model_name=replica.model.name,
+        kind=server_kind,
         host=host,
         http_port=port,
         grpc_port=grpc_port,
@@ -108,9 +134,10 @@ def build_server(
         model_load_engine_s=replica.model_load_s,
         max_prefill_length=replica.max_prefill_length,
         max_output_tokens=replica.max_target_length - replica.max_prefill_length,
+        max_model_len=replica.max_target_length,
         grace_period_s=grace_period_s,
     )
-    return ModelServer(ReplicaEngine(replica), config), replica
+    return ModelServer(make_engine(replica), config), replica
 
 
 def serve(
@@ -124,8 +151,15 @@ def serve(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Decode slots (per-device batch size x chips).")
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="HTTP port (JetStream, OpenAI, /metrics); 0 = any.")] = 9000,
-    grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port; 0 = any, -1 = no gRPC.")] = 9001,
+    port: Annotated[int, typer.Option("--port", help="HTTP port (every HTTP API, /metrics); 0 = any.")] = 9000,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option("--grpc-port", help="gRPC port (kind jetstream; default 9001); 0 = any, -1 = no gRPC."),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="API and metrics: jetstream or vllm (default: the replica's stack's kind)."),
+    ] = None,
     speed: Annotated[float, typer.Option("--speed", help="Time compression: engine seconds per wall second.")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated text.")] = 0,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
@@ -145,19 +179,27 @@ def serve(
         float, typer.Option("--grace-period-s", help="SIGTERM: wall seconds in-flight requests may take.")
     ] = 30.0,
 ) -> None:
-    """Serve one JetStream-compatible replica (HTTP, gRPC, OpenAI, /metrics) on a simulated accelerator.
+    """Serve one JetStream-compatible replica (HTTP, gRPC, OpenAI, /metrics) on a simulated accelerator, or a
+    vLLM-compatible one (vLLM's OpenAI server and metrics) for a replica of stack vllm (--kind vllm).
 
-    Admission: a request is shed with 429 and Retry-After when the prefill backlog is full
+    Admission: a request is shed with 429 (vLLM: 503) and Retry-After when the prefill backlog is full
     (--prefill-backlog-limit) or when its expected wait for a prefill is over --max-queue-wait.
     """
-    if grpc_port < -1:
+    if grpc_port is not None and grpc_port < -1:
         raise ConfigError(f"'grpc_port' must be -1 (off) or in 0..65535 (got {grpc_port})")
+    if kind is not None and kind not in tuple(ServerKind):
+        raise ConfigError(f"'--kind' must be one of {', '.join(k.value for k in ServerKind)} (got {kind!r})")
+    if grpc_port is None:  # the kind's default: 9001, none for vLLM (which has no gRPC)
+        chosen = ServerKind(kind) if kind is not None else one_replica_option(preset, replica_file).kind
+        grpc: int | None = None if chosen is ServerKind.VLLM else 9001
+    else:
+        grpc = None if grpc_port == -1 else grpc_port
     server, replica = build_server(
         preset=preset,
         replica_file=replica_file,
         batch_size=batch_size,
         port=port,
-        grpc_port=None if grpc_port == -1 else grpc_port,
+        grpc_port=grpc,
         speed=speed,
         seed=seed,
         host=host,
@@ -166,6 +208,7 @@ def serve(
         prefill_backlog_limit=prefill_backlog_limit,
         max_queue_wait_s=parse_max_queue_wait(max_queue_wait),
         grace_period_s=grace_period_s,
+        kind=kind,
     )
 
     label = preset or (replica.name if replica_file is not None else DEFAULT_PRESET)

@@ -142,6 +142,7 @@ def simulate_command(
     from jetscale.sim import options
     from jetscale.sim.fleet import parse_router
     from jetscale.sim.scenario import Scenario, parse_startup
+    from jetscale.sim.signals import check_exported
 
     paths = [*(hpa or []), *(manifests or [])]
     if not paths:
@@ -183,6 +184,12 @@ def simulate_command(
         )
         for spec, name, path in zip(specs, names, paths, strict=True)
     ]
+    for scenario, path in zip(scenarios, paths, strict=True):
+        if scenario.hpa is not None:
+            try:
+                check_exported(scenario.hpa, scenario.replica.kind, stack=scenario.replica.stack.value)
+            except ConfigError as error:
+                raise ConfigError(f"{path}: {error}") from None
     _run(
         scenarios,
         out=out,

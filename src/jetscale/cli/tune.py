@@ -148,7 +148,9 @@ def tune_command(
             "--attainment", metavar="X", help="Share of minutes that must meet the SLO, a fraction (0.99, not 99)."
         ),
     ] = "0.99",
-    signals: Annotated[str, typer.Option("--signals", help="backlog,slots,hbm or all.")] = "all",
+    signals: Annotated[
+        str, typer.Option("--signals", help="backlog,slots,hbm (JetStream), waiting,running,kv (vLLM), or all.")
+    ] = "all",
     min_replicas: Annotated[str, typer.Option("--min-replicas", metavar="N")] = "1",
     max_replicas: Annotated[str, typer.Option("--max-replicas", metavar="N")] = "16",
     seeds: Annotated[str, typer.Option("--seeds", metavar="N", help="Runs per candidate.")] = "3",
@@ -232,7 +234,8 @@ def tune_command(
         oracle_window_s=options.duration_option(oracle_window, "--oracle-window") or 300.0,
         names=ManifestNames(name=name, namespace=namespace, deployment=deployment),
     )
-    config.hpa(gke_sample())  # a bad --name, --namespace or --deployment fails now, not after the search
+    # a bad --name, --namespace or --deployment fails now, not after the search
+    config.hpa(gke_sample(config.replica.kind))
     if verify:
         from jetscale.tune.verify import check_available
 

@@ -111,6 +111,7 @@ def up(
     from jetscale.fleet.run import run_fleet, stop_on_signals
     from jetscale.server.config import ListenError
     from jetscale.sim.options import DEFAULT_PRESET, one_replica_option
+    from jetscale.sim.signals import check_exported
 
     try:
         policy = RoutingPolicy(router)
@@ -141,6 +142,10 @@ def up(
     shape = dataclasses.replace(base, **command.overrides())  # type: ignore[arg-type]
     preset = preset or (base.name if replica_file is not None else DEFAULT_PRESET)
     spec = load_hpa_file(hpa)
+    try:
+        check_exported(spec, shape.kind, stack=shape.stack.value)
+    except ConfigError as error:
+        raise ConfigError(f"{hpa}: {error}") from None
     if replicas is not None:
         _require(spec.min_replicas <= replicas <= spec.max_replicas, "--replicas",
                  f"within the HPA's {spec.min_replicas}..{spec.max_replicas}", replicas)  # fmt: skip

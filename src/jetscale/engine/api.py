@@ -1,6 +1,7 @@
 """The contract between the engine model and its drivers (the live server and the simulator).
 
-An ``Engine`` is one JetStream replica as a state machine with no clock: the caller passes ``now_s`` on
+An ``Engine`` is one replica as a state machine with no clock (JetStream's ``ReplicaEngine``, vLLM's
+``VllmEngine``; ``jetscale.engine.factory.make_engine`` picks by the config's stack): the caller passes ``now_s`` on
 its own clock (wall time x speed in the server, virtual time in the simulator) and asks when the next
 thing will happen. Every method is O(1) plus O(requests that change stage); no per-token objects.
 
@@ -103,6 +104,13 @@ class EngineSnapshot:
     hbm_used_bytes: int
     hbm_total_bytes: int
     duty_cycle: float  # share of time the accelerator was busy since the previous snapshot (0..1)
+    # vLLM's (0 for JetStream): the share of KV cache blocks in use, preemptions so far, and prompt tokens
+    # looked up in / found in the prefix cache so far. For vLLM, prefill_backlog is its waiting queue and
+    # slots_used its running requests (prefilling ones included).
+    kv_cache_usage: float = 0.0
+    preemptions: int = 0
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
 
     @property
     def slots_used_fraction(self) -> float:

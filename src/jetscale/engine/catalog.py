@@ -260,7 +260,78 @@ _BASE_MODELS = (
     ),
 )
 
-MODELS: dict[str, Model] = {m.name: m for base in _BASE_MODELS for m in (base, _int8(base))}
+_VLLM_MODELS = (
+    _bf16(
+        "llama3.1-8b",
+        params=8_030_261_248,
+        layers=32,
+        hidden_size=4096,
+        heads=32,
+        kv_heads=8,
+        head_dim=128,
+        vocab_size=128_256,
+        source="meta-llama/Llama-3.1-8B config.json: 32 layers, 8 KV heads x 128 (GQA), vocab 128256; 8.03B params",
+    ),
+    _bf16(
+        "llama3.1-70b",
+        params=70_553_706_496,
+        layers=80,
+        hidden_size=8192,
+        heads=64,
+        kv_heads=8,
+        head_dim=128,
+        vocab_size=128_256,
+        source="meta-llama/Llama-3.1-70B config.json: 80 layers, 8 KV heads x 128 (GQA), vocab 128256; 70.6B",
+    ),
+    _bf16(
+        "mistral-7b",
+        params=7_248_023_552,
+        layers=32,
+        hidden_size=4096,
+        heads=32,
+        kv_heads=8,
+        head_dim=128,
+        vocab_size=32_768,
+        source="mistralai/Mistral-7B-v0.3 config.json: 32 layers, 8 KV heads x 128 (GQA), vocab 32768; 7.25B",
+    ),
+    _bf16(
+        "qwen2.5-7b",
+        params=7_615_616_512,
+        layers=28,
+        hidden_size=3584,
+        heads=28,
+        kv_heads=4,
+        head_dim=128,
+        vocab_size=152_064,
+        source="Qwen/Qwen2.5-7B config.json: 28 layers, 4 KV heads x 128 (GQA), vocab 152064; 7.62B params",
+    ),
+    _bf16(
+        "qwen3-8b",
+        params=8_190_735_360,
+        layers=36,
+        hidden_size=4096,
+        heads=32,
+        kv_heads=8,
+        head_dim=128,
+        vocab_size=151_936,
+        source="Qwen/Qwen3-8B config.json: 36 layers, 8 KV heads x 128 (GQA), vocab 151936; 8.19B params",
+    ),
+    _bf16(
+        "gemma-2-9b",
+        params=9_241_705_984,
+        layers=42,
+        hidden_size=3584,
+        heads=16,
+        kv_heads=8,
+        head_dim=256,
+        vocab_size=256_000,
+        source="google/gemma-2-9b config.json: 42 layers, 8 KV heads x 256 (GQA), vocab 256000; 9.24B params",
+    ),
+)
+
+MODELS: dict[str, Model] = {
+    m.name: m for base in (*_BASE_MODELS, *_VLLM_MODELS) for m in (base, _int8(base))
+}
 
 
 def get_accelerator(name: str) -> Accelerator:

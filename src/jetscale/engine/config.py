@@ -21,7 +21,7 @@ from jetscale.engine.calibration import ServingStack, efficiency_for
 from jetscale.engine.timing import MeasuredTiming
 from jetscale.errors import ConfigError
 
-__all__ = ["HbmMode", "KvRead", "ReplicaConfig", "ServingStack"]
+__all__ = ["HbmMode", "KvRead", "ReplicaConfig", "ServerKind", "ServingStack", "VllmSettings", "vllm_default_budget"]
 
 
 class HbmMode(StrEnum):
@@ -38,6 +38,57 @@ class KvRead(StrEnum):
     ACTIVE = "active"  # the active tokens only (a paged cache: vLLM)
 
 
+class ServerKind(StrEnum):
+    """Which server's scheduler runs the replica (``ServingStack`` picks it)."""
+
+    JETSTREAM = "jetstream"  # prefill one prompt at a time into a static batch of decode slots
+    VLLM = "vllm"  # continuous batching under a token budget, chunked prefill, a paged cache
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VllmSettings:
+    """vLLM's scheduler and cache settings (its engine arguments; defaults as vLLM's for online serving)."""
+
+    # tokens one step may schedule (decodes first, then prefill chunks); None: vLLM's default for the
+    # hardware (``vllm_default_budget``)
+    max_num_batched_tokens: int | None = None
+    block_size: int = 16  # tokens per KV cache block (vLLM's --block-size for CUDA attention backends)
+    gpu_memory_utilization: float = 0.9  # share of HBM vLLM takes: weights, activations and the KV pool
+    enable_chunked_prefill: bool = True  # off: a prompt is prefilled whole, in one step
+    enable_prefix_caching: bool = False  # modeled as a hit rate on prompt tokens when on
+    prefix_hit_rate: float = 0.0  # share of a prompt's tokens found in the prefix cache (with caching on)
+
+    def __post_init__(self) -> None:
+        budget = self.max_num_batched_tokens
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ConfigError(f"'vllm.max_num_batched_tokens' must be an integer >= 1 (got {budget!r})")
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size < 1:
+            raise ConfigError(f"'vllm.block_size' must be an integer >= 1 (got {self.block_size!r})")
+        share = self.gpu_memory_utilization
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 < share <= 1.0:
+            raise ConfigError(f"'vllm.gpu_memory_utilization' must be in (0, 1] (got {share!r})")
+        if not isinstance(self.enable_chunked_prefill, bool):
+            raise ConfigError(
+                f"'vllm.enable_chunked_prefill' must be true or false (got {self.enable_chunked_prefill!r})"
+            )
+        if not isinstance(self.enable_prefix_caching, bool):
+            raise ConfigError(
+                f"'vllm.enable_prefix_caching' must be true or false (got {self.enable_prefix_caching!r})"
+            )
+        hit = self.prefix_hit_rate
+        if isinstance(hit, bool) or not isinstance(hit, int | float) or not 0.0 <= hit < 1.0:
+            raise ConfigError(f"'vllm.prefix_hit_rate' must be in [0, 1) (got {hit!r})")
+
+
+def vllm_default_budget(accelerator: Accelerator) -> int:
+    """vLLM's default ``max_num_batched_tokens`` for online serving on this hardware (vllm engine args'
+    usage-context defaults): 8192 on H100-class GPUs, 2048 on smaller GPUs, 1024 on TPU v6e, 512 on v5e."""
+    family = accelerator.family
+    if family.startswith("tpu-"):
+        return 1024 if family == "tpu-v6e" else 512 if family == "tpu-v5e" else 256
+    return 8192 if accelerator.hbm_bytes_per_chip >= 70 * GIB and family not in ("a100",) else 2048
+
+
 # --- The replica config --------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplicaConfig:
@@ -51,9 +102,10 @@ class ReplicaConfig:
     # KV cache per slot in tokens; None: max_target_length. Shorter: a rolling window over the last
     # cache_length tokens (jetstream-pytorch's rolling window attention)
     cache_length: int | None = None
-    kv_read: KvRead = KvRead.CACHE  # what the attention reads each step
+    kv_read: KvRead | None = None  # what the attention reads each step; None: the kind's (cache / active)
     data_parallel: int = 1  # groups of chips each holding all the weights (jetstream-pytorch shard_on_batch)
-    stack: ServingStack = ServingStack.MAXTEXT  # the server software: picks the calibrated efficiency
+    stack: ServingStack = ServingStack.MAXTEXT  # the server software: picks the scheduler and the efficiency
+    vllm: VllmSettings | None = None  # vLLM's scheduler settings (stack vllm only); None: its defaults
     # submit() refuses beyond this. JetStream itself is unbounded; 1,024 prompts bound the server's memory
     # (each waits with its text) while staying far above any backlog an HPA targets (3-10 per replica).
     prefill_backlog_limit: int = 1024
@@ -114,6 +166,9 @@ class ReplicaConfig:
             raise ConfigError(
                 f"'interleaved' must be true: disaggregated serving is not modeled (got {self.interleaved!r})"
             )
+        if self.kind is ServerKind.VLLM:
+            self._check_vllm()
+            return
         needed = self.weight_bytes + self.kv_cache_bytes + self.reserve_bytes
         if needed > self.hbm_total_bytes:
             raise ConfigError(
@@ -140,10 +195,14 @@ class ReplicaConfig:
                 choices = ", ".join(m.value for m in ServingStack)
                 raise ConfigError(f"'stack' must be one of {choices} (got {self.stack!r})")
             object.__setattr__(self, "stack", ServingStack(self.stack))
+        if self.kv_read is None:
+            object.__setattr__(self, "kv_read", KvRead.ACTIVE if self.stack is ServingStack.VLLM else KvRead.CACHE)
         if not isinstance(self.kv_read, KvRead):
             if self.kv_read not in tuple(KvRead):
                 raise ConfigError(f"'kv_read' must be one of cache, active (got {self.kv_read!r})")
-            object.__setattr__(self, "kv_read", KvRead(self.kv_read))
+            object.__setattr__(self, "kv_read", KvRead(str(self.kv_read)))
+        if self.vllm is not None and self.stack is not ServingStack.VLLM:
+            raise ConfigError(f"'vllm' settings need stack vllm (got stack {self.stack.value})")
         if self.kv_read is KvRead.ACTIVE and self.cache_tokens < self.max_target_length:
             raise ConfigError(
                 f"'cache_length' must be max_target_length ({self.max_target_length}) with kv_read active: a "
@@ -155,6 +214,59 @@ class ReplicaConfig:
                 f"'data_parallel' must divide the chips ({chips}) and decode_slots ({self.decode_slots}): each group "
                 f"holds an equal share (got {self.data_parallel})"
             )
+
+    def _check_vllm(self) -> None:
+        """vLLM: a paged cache read by active tokens; its pool must hold one sequence of max_model_len."""
+        if self.vllm is not None and not isinstance(self.vllm, VllmSettings):
+            raise ConfigError(f"'vllm' must be a mapping of vLLM settings (got {self.vllm!r})")
+        for field, value, allowed in (
+            ("kv_read", self.kv_read, KvRead.ACTIVE),
+            ("cache_length", self.cache_length, None),
+            ("data_parallel", self.data_parallel, 1),
+        ):
+            if value != allowed:
+                raise ConfigError(f"'{field}' must be {allowed} with stack vllm (a paged cache) (got {value!r})")
+        if not self.vllm_settings.enable_chunked_prefill and self.max_num_batched_tokens < self.max_target_length:
+            raise ConfigError(
+                f"'vllm.max_num_batched_tokens' must be >= max_model_len ({self.max_target_length}) without chunked "
+                f"prefill: a prompt is prefilled whole, in one step (got {self.max_num_batched_tokens})"
+            )
+        blocks = self.kv_blocks
+        block = self.vllm_settings.block_size
+        if blocks * block < self.max_target_length:
+            raise ConfigError(
+                f"'max_target_length' (vLLM's max_model_len) must fit in the KV cache: {blocks} blocks of {block} "
+                f"tokens after weights {_gib(self.weight_bytes)} GiB and reserve {_gib(self.reserve_bytes)} GiB in "
+                f"{self.vllm_settings.gpu_memory_utilization:g} of HBM {_gib(self.hbm_total_bytes)} GiB "
+                f"(got {self.max_target_length})"
+            )
+
+    @property
+    def kv_read_mode(self) -> KvRead:
+        """``kv_read`` as resolved for the kind (the field is never None once the config is made)."""
+        return self.kv_read if isinstance(self.kv_read, KvRead) else KvRead.CACHE
+
+    @property
+    def kind(self) -> ServerKind:
+        return ServerKind.VLLM if self.stack is ServingStack.VLLM else ServerKind.JETSTREAM
+
+    @property
+    def vllm_settings(self) -> VllmSettings:
+        """vLLM's settings, its defaults where none are given."""
+        return self.vllm if self.vllm is not None else VllmSettings()
+
+    @property
+    def max_num_batched_tokens(self) -> int:
+        """vLLM's per-step token budget (given, or its default for the hardware)."""
+        budget = self.vllm_settings.max_num_batched_tokens
+        return budget if budget is not None else vllm_default_budget(self.accelerator)
+
+    @property
+    def kv_blocks(self) -> int:
+        """vLLM's KV cache blocks: what ``gpu_memory_utilization`` of HBM leaves after weights and reserve."""
+        settings = self.vllm_settings
+        pool = int(self.hbm_total_bytes * settings.gpu_memory_utilization) - self.weight_bytes - self.reserve_bytes
+        return max(0, pool // (settings.block_size * self.model.kv_bytes_per_token))
 
     @property
     def cache_tokens(self) -> int:
@@ -174,7 +286,9 @@ class ReplicaConfig:
 
     @property
     def kv_cache_bytes(self) -> int:
-        """The KV cache of every slot at ``cache_tokens`` (what MaxText allocates up front)."""
+        """The KV cache allocated at start: every slot's at ``cache_tokens`` (MaxText), or vLLM's block pool."""
+        if self.kind is ServerKind.VLLM:
+            return self.kv_blocks * self.vllm_settings.block_size * self.model.kv_bytes_per_token
         return self.decode_slots * self.cache_tokens * self.model.kv_bytes_per_token
 
     @property

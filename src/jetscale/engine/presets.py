@@ -23,7 +23,7 @@ from enum import StrEnum
 from jetscale.engine.accelerator import Accelerator, Model
 from jetscale.engine.calibration import CALIBRATED_EFFICIENCY, efficiency_for
 from jetscale.engine.catalog import ACCELERATORS, MODELS, get_accelerator, get_model
-from jetscale.engine.config import HbmMode, KvRead, ReplicaConfig, ServingStack
+from jetscale.engine.config import HbmMode, KvRead, ReplicaConfig, ServerKind, ServingStack, VllmSettings
 from jetscale.engine.datasheet import (
     accelerator_from_mapping,
     accelerator_to_mapping,
@@ -112,14 +112,16 @@ def _preset(
     *,
     stack: ServingStack = ServingStack.MAXTEXT,
     data_parallel: int = 1,
+    max_model_len: int | None = None,
 ) -> Preset:
+    """A preset with prompts up to 1024 tokens in 2048 per slot, or (vLLM) any prompt within ``max_model_len``."""
     return Preset(
         name=name,
         accelerator=accelerator,
         model=model,
         decode_slots=decode_slots,
-        max_prefill_length=1024,
-        max_target_length=2048,
+        max_prefill_length=1024 if max_model_len is None else max_model_len - 1,
+        max_target_length=2048 if max_model_len is None else max_model_len,
         source=source,
         stack=stack,
         data_parallel=data_parallel,
@@ -127,6 +129,15 @@ def _preset(
 
 
 _PYTORCH_TABLE = "jetstream-pytorch benchmarks/summary.md"
+# vLLM: max_num_seqs 256 (its default on these GPUs and TPUs), max_model_len 8192 (a common serving limit; GKE's
+# vLLM TPU examples use 8192-16384); efficiencies borrowed per docs/calibration.md
+_VLLM_DEFAULTS = "vLLM engine defaults: max_num_seqs 256, the hardware's max_num_batched_tokens; max_model_len 8192"
+
+
+def _vllm(name: str, accelerator: str, model: str, *, seqs: int = 256, max_model_len: int = 8192) -> Preset:
+    return _preset(
+        name, accelerator, model, seqs, _VLLM_DEFAULTS, stack=ServingStack.VLLM, max_model_len=max_model_len
+    )
 
 
 _DOCS = "JetStream docs/online-inference-with-maxtext-engine.md (v5e-8, prefill 1024, target 2048)"
@@ -177,10 +188,24 @@ PRESETS: dict[str, Preset] = {
         _preset("a100/llama3-8b", "a100-80gb-x1", "llama3-8b", 128, "choice: 128 slots on one A100 80GB"),
         _preset("l4/llama3-8b", "l4-24gb-x1", "llama3-8b", 16, "choice: the most slots one L4 holds at 2048, bf16"),
         _preset("h100-x8/llama3-70b", "h100-80gb-x8", "llama3-70b", 256, "choice: 256 slots on eight H100 80GB"),
+        _vllm("vllm-h100/llama3.1-8b", "h100-80gb-x1", "llama3.1-8b"),
+        _vllm("vllm-a100/llama3.1-8b", "a100-80gb-x1", "llama3.1-8b"),
+        _vllm("vllm-l4/llama3.1-8b", "l4-24gb-x1", "llama3.1-8b", max_model_len=4096),
+        _vllm("vllm-l4-x4/llama3.1-8b", "l4-24gb-x4", "llama3.1-8b"),
+        _vllm("vllm-h100/qwen2.5-7b", "h100-80gb-x1", "qwen2.5-7b"),
+        _vllm("vllm-h100/qwen3-8b", "h100-80gb-x1", "qwen3-8b"),
+        _vllm("vllm-l4/mistral-7b", "l4-24gb-x1", "mistral-7b", max_model_len=4096),
+        _vllm("vllm-a100/gemma-2-9b", "a100-80gb-x1", "gemma-2-9b"),
+        _vllm("vllm-h100-x4/llama3.1-70b", "h100-80gb-x4", "llama3.1-70b"),
+        _vllm("vllm-h100-x8/llama3.1-70b", "h100-80gb-x8", "llama3.1-70b"),
+        _vllm("vllm-v6e-8/llama3.1-8b", "tpu-v6e-8", "llama3.1-8b"),
+        _vllm("vllm-v6e-8/llama3.1-70b", "tpu-v6e-8", "llama3.1-70b"),
+        _vllm("vllm-v5e-8/llama3.1-8b", "tpu-v5e-8", "llama3.1-8b"),
     )
 }
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(ReplicaConfig))
+VLLM_FIELDS = tuple(f.name for f in dataclasses.fields(VllmSettings))
 # what a replica YAML may hold: the config's fields, ``preset``, MaxText's per-device batch size, and the
 # ``profile`` mapping of a `jetscale profile` (where the timing was measured, its points: read, not used)
 YAML_FIELDS = ("preset", *(f for f in _FIELDS if f != "interleaved"), "per_device_batch_size", "interleaved", "profile")
@@ -204,6 +229,8 @@ def resolve_preset(name: str, **overrides: object) -> ReplicaConfig:
     if not overrides:
         return base
     coerced = _coerce(dict(overrides), base.accelerator)
+    if "stack" in coerced and "kv_read" not in coerced:
+        coerced["kv_read"] = None  # the new stack's own
     try:
         return dataclasses.replace(base, **coerced)  # type: ignore[arg-type]
     except TypeError as error:  # pragma: no cover - _coerce admits only the config's fields
@@ -255,6 +282,9 @@ def _coerce(fields: dict[str, object], base_accelerator: Accelerator | None) -> 
         out["efficiency"] = efficiency_from_mapping(out["efficiency"])
     if isinstance(out.get("timing"), Mapping):
         out["timing"] = timing_from_mapping(out["timing"])
+    if isinstance(out.get("vllm"), Mapping):
+        vllm = check_fields(out["vllm"], "vllm", VLLM_FIELDS, what="vLLM")
+        out["vllm"] = VllmSettings(**vllm)  # type: ignore[arg-type]
     if "per_device_batch_size" in out:
         given = out.get("accelerator")
         chosen = given if isinstance(given, Accelerator) else base_accelerator
@@ -318,7 +348,7 @@ def replica_config_to_mapping(config: ReplicaConfig) -> dict[str, object]:
     )
     out["model"] = model.name if MODELS.get(model.name) == model else model_to_mapping(model)
     for field in _FIELDS:
-        if field in ("name", "accelerator", "model", "interleaved", "efficiency", "timing"):
+        if field in ("name", "accelerator", "model", "interleaved", "efficiency", "timing", "vllm"):
             continue
         value = getattr(config, field)
         if value is None:
@@ -328,6 +358,8 @@ def replica_config_to_mapping(config: ReplicaConfig) -> dict[str, object]:
         out["efficiency"] = efficiency_to_mapping(config.efficiency)
     if config.timing is not None:
         out["timing"] = timing_to_mapping(config.timing)
+    if config.vllm is not None:
+        out["vllm"] = {k: v for k, v in dataclasses.asdict(config.vllm).items() if v is not None}
     return out
 
 
@@ -352,15 +384,24 @@ def modeled_peak(
 
     Over ``output - 1`` steps every slot finishes one request and one prefill refills it, so
     tokens/s = slots x output / ((output - 1) x step + slots x prefill). Default request: half the
-    prefill length in, half the remaining cache out.
+    prefill length in, half the remaining cache out (vLLM: 1024 in and out, or a quarter of the model
+    length each; its steady state is ``_vllm_peak``).
     """
-    n_in = input_tokens if input_tokens is not None else config.max_prefill_length // 2
-    n_out = output_tokens if output_tokens is not None else (config.max_target_length - config.max_prefill_length) // 2
+    if config.kind is ServerKind.VLLM:  # any prompt fits the model length: 1024 in and out, or a quarter of it
+        half = min(1024, config.max_target_length // 4)
+        default_in, default_out = half, half
+    else:
+        default_in = config.max_prefill_length // 2
+        default_out = (config.max_target_length - config.max_prefill_length) // 2
+    n_in = input_tokens if input_tokens is not None else default_in
+    n_out = output_tokens if output_tokens is not None else default_out
     if n_in < 1 or n_out < 2 or n_in + n_out > config.max_target_length:
         raise ConfigError(
             f"'input_tokens + output_tokens' must fit in max_target_length {config.max_target_length} "
             f"with input >= 1 and output >= 2 (got {n_in} + {n_out})"
         )
+    if config.kind is ServerKind.VLLM:
+        return _vllm_peak(config, n_in, n_out)
     timing = config.roofline()
     slots = config.decode_slots
     mean_context = n_in + n_out / 2
@@ -376,5 +417,43 @@ def modeled_peak(
         prefill_s=prefill_s,
         output_tokens_s=tokens_s,
         hbm_used_bytes=config.weight_bytes + kv_bytes + config.reserve_bytes,
+        hbm_total_bytes=config.hbm_total_bytes,
+    )
+
+
+def _vllm_peak(config: ReplicaConfig, n_in: int, n_out: int) -> PeakEstimate:
+    """vLLM at steady state: ``S`` requests run (``max_num_seqs``, cut to what the token budget and the KV
+    pool hold at the mean context), each step decodes one token of each, and new requests arrive as fast
+    as they finish, ``S / n_out`` a step (Little's law). A new prompt is prefilled in chunks of what the
+    budget leaves beside the decodes, each chunk riding on one step: a share ``p`` of the steps carries a
+    chunk (compute-bound when the chunk is long), the rest only decodes. TTFT on an idle replica: the
+    prompt's chunks of ``max_num_batched_tokens``, one step each."""
+    from jetscale.engine.vllm import StepCost
+
+    cost = StepCost.of(config)
+    budget = config.max_num_batched_tokens
+    mean_context = n_in + n_out / 2
+    pool_tokens = config.kv_blocks * config.vllm_settings.block_size
+    seqs = max(1, min(config.decode_slots, budget - 1, int(pool_tokens / (n_in + n_out))))
+    room = budget - seqs
+    chunks = -(-n_in // room)
+    share = min(1.0, seqs / n_out * chunks)
+    context = round(seqs * mean_context)
+    with_chunk = cost.step_s(context, seqs + -(-n_in // chunks), seqs)
+    decode_only = cost.step_s(context, seqs, seqs)
+    step_s = share * with_chunk + (1.0 - share) * decode_only
+    prefill_s = 0.0
+    done = 0
+    while done < n_in:
+        chunk = min(budget, n_in - done)
+        prefill_s += cost.step_s(done + chunk, chunk, 1)
+        done += chunk
+    return PeakEstimate(
+        input_tokens=n_in,
+        output_tokens=n_out,
+        decode_step_s=step_s,
+        prefill_s=prefill_s,
+        output_tokens_s=seqs / step_s,
+        hbm_used_bytes=config.weight_bytes + config.kv_cache_bytes + config.reserve_bytes,
         hbm_total_bytes=config.hbm_total_bytes,
     )

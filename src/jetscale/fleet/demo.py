@@ -49,7 +49,7 @@ DEMO_LOAD: tuple[tuple[float, float], ...] = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoPlan:
-    hpa_path: Path = EXAMPLES.parent / "demo" / "hpa.yaml"  # not in examples/hpa: `--compare examples/hpa/*.yaml`
+    hpa_path: Path = EXAMPLES.parent / "demo" / "hpa.yaml"  # not in examples/hpa, beside the signal examples
     preset: str = "v5e-8/llama2-7b"
     batch_size: int = 8
     input_tokens: tuple[int, int] = (64, 192)  # uniform range
@@ -63,6 +63,18 @@ class DemoPlan:
     seed: int = 0
     title: str = "jetscale demo"
     extra: Mapping[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def vllm(cls, **overrides: object) -> DemoPlan:
+        """The demo with vLLM replicas (8 running requests each, as the JetStream demo's 8 slots) scaled on
+        vLLM's queue, ``vllm:num_requests_waiting``."""
+        fields: dict[str, object] = {
+            "hpa_path": EXAMPLES.parent / "demo" / "hpa-vllm.yaml",
+            "preset": "vllm-h100/llama3.1-8b",
+            "title": "jetscale demo (vLLM)",
+            **overrides,
+        }
+        return cls(**fields)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.speed) and self.speed > 0):

@@ -337,11 +337,13 @@ class PrometheusSource:
         out = {column: math.nan for column in SIGNALS}
         if not pods:
             return out
-        for column, name in SIGNALS.items():
-            try:
-                rows = await self.query(signal_query(name, self._namespace, pods))
-            except ServingError:
-                return out
-            if rows:
-                out[column] = rows[0][1]
+        for column, names in SIGNALS.items():
+            for name in names:
+                try:
+                    rows = await self.query(signal_query(name, self._namespace, pods))
+                except ServingError:
+                    return out
+                if rows:
+                    out[column] = rows[0][1]
+                    break
         return out

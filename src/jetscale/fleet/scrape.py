@@ -54,11 +54,12 @@ __all__ = [
     "to_milli",
 ]
 
-# The timeline's fleet signals: column of ``jetscale.report.timeline.Sample`` -> the replica metric.
-SIGNALS: dict[str, str] = {
-    "prefill_backlog": "jetstream_prefill_backlog_size",
-    "slots_used": "jetstream_slots_used_percentage",
-    "hbm_usage": "memory_used_percentage",
+# The timeline's fleet signals: column of ``jetscale.report.timeline.Sample`` -> the replica metrics that
+# fill it, the first a replica exports (JetStream's, then vLLM's: its waiting queue is the backlog)
+SIGNALS: dict[str, tuple[str, ...]] = {
+    "prefill_backlog": ("jetstream_prefill_backlog_size", "vllm:num_requests_waiting"),
+    "slots_used": ("jetstream_slots_used_percentage",),
+    "hbm_usage": ("memory_used_percentage",),
 }
 NOT_SERVED = "the local fleet serves Pods and External metrics only (no metrics API for {type} metrics)"
 
@@ -225,13 +226,19 @@ def readings_from_scrapes(
 def fleet_signals(scrapes: Mapping[str, PodScrape | None], pods: Sequence[str]) -> dict[str, float]:
     """The fleet average of each timeline signal over ``pods`` with a good scrape (NaN when none has one)."""
     out: dict[str, float] = {}
-    for column, name in SIGNALS.items():
-        per_pod = [
-            aggregate(name, [s.value for s in series])
-            for pod in pods
-            if (scrape := scrapes.get(pod)) is not None and scrape.error is None and (series := scrape.series.get(name))
-        ]
-        out[column] = sum(per_pod) / len(per_pod) if per_pod else math.nan
+    for column, names in SIGNALS.items():
+        out[column] = math.nan
+        for name in names:
+            per_pod = [
+                aggregate(name, [s.value for s in series])
+                for pod in pods
+                if (scrape := scrapes.get(pod)) is not None
+                and scrape.error is None
+                and (series := scrape.series.get(name))
+            ]
+            if per_pod:
+                out[column] = sum(per_pod) / len(per_pod)
+                break
     return out
 
 
@@ -247,7 +254,7 @@ class DirectScrape:
         self, *, clock: FleetClock, names: Iterable[str], interval_s: float = 15.0, timeout_wall_s: float = 2.0
     ) -> None:
         self._clock = clock
-        self._names = frozenset(names) | frozenset(SIGNALS.values())
+        self._names = frozenset(names) | frozenset(name for alternatives in SIGNALS.values() for name in alternatives)
         self._interval_s = interval_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_wall_s)
         self._targets: dict[str, str] = {}

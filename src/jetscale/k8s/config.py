@@ -1,10 +1,15 @@
-"""The deploy config: what the HPA manifest does not say about a JetStream deployment on a cluster.
+"""The deploy config: what the HPA manifest does not say about a model server's deployment on a cluster.
 
 An HPA names its target (a Deployment) and its metrics; to run that target jetscale also needs the server's
 image and arguments, its ports, the TPU slice it runs on, its resources, and where the metrics flow (the
 GKE project and cluster, or a Prometheus URL). This module reads that config (YAML text or a loaded mapping)
 into a frozen ``DeployConfig``, with secure defaults, and refuses unknown or invalid fields with a
 ``ConfigError`` that names the field and the value. Pure: no I/O.
+
+The defaults depend on the server kind (``parse_deploy_config(..., kind=ServerKind.VLLM)``): a vLLM
+server has one port, 8000, for its OpenAI API, ``/health`` and ``/metrics``, runs as root in its images,
+and may leave ``image`` unset (``jetscale.k8s.vllm`` then picks vLLM's image for the accelerator). A
+``gpu`` section places a replica on a GKE GPU node pool (``cloud.google.com/gke-accelerator``).
 
 Example (``examples/deploy/gke-v5e.yaml``)::
 
@@ -23,6 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from jetscale.engine.config import ServerKind
 from jetscale.errors import ConfigError
 from jetscale.safeload import load_yaml
 from jetscale.units import parse_quantity
@@ -31,6 +37,7 @@ __all__ = [
     "HBM_BYTES_PER_CHIP",
     "DeployConfig",
     "GKEConfig",
+    "GPUConfig",
     "KedaConfig",
     "Ports",
     "PrometheusConfig",
@@ -103,6 +110,14 @@ class TPUConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GPUConfig:
+    """The GPUs one replica runs on: GKE's ``cloud.google.com/gke-accelerator`` label and ``nvidia.com/gpu``."""
+
+    accelerator: str  # nvidia-l4, nvidia-tesla-a100, nvidia-a100-80gb, nvidia-h100-80gb, ...
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GKEConfig:
     """Google Cloud names for the metric adapters: the project, the cluster, the Workload Identity GSA."""
 
@@ -149,6 +164,7 @@ class DeployConfig:
     resources: Resources = Resources(requests={"cpu": "4", "memory": "16Gi"}, limits={"cpu": "8", "memory": "32Gi"})
     security: Security = Security()
     tpu: TPUConfig | None = None
+    gpu: GPUConfig | None = None
     gke: GKEConfig | None = None
     prometheus: PrometheusConfig = PrometheusConfig()
     keda: KedaConfig = KedaConfig()
@@ -160,17 +176,49 @@ _TOP = frozenset(
     {
         "name", "namespace", "image", "container", "command", "args", "env", "ports", "health_path",
         "metrics_path", "scrape_interval_s", "startup_timeout_s", "termination_grace_period_s", "resources",
-        "security", "tpu", "gke", "prometheus", "keda", "adapter_namespace", "kubernetes_version",
+        "security", "tpu", "gpu", "gke", "prometheus", "keda", "adapter_namespace", "kubernetes_version",
     }
 )  # fmt: skip
 
 
-def parse_deploy_config(source: str | Mapping[str, object], *, origin: str = "") -> DeployConfig:
-    """A ``DeployConfig`` from YAML text or a loaded mapping; ``ConfigError`` names the first bad field."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Defaults:
+    """What a field not given means, per server kind."""
+
+    image_required: bool = True
+    container: str = "jetstream"
+    ports: Ports = Ports()
+    health_path: str = "/v1/health"
+    metrics_path: str = "/"
+    run_as_non_root: bool = True
+
+
+_DEFAULTS: Mapping[ServerKind, _Defaults] = {
+    ServerKind.JETSTREAM: _Defaults(),
+    # vLLM's OpenAI server: one port (8000, vLLM's default) for the API, /health and /metrics; its
+    # images (vllm/vllm-openai, vllm/vllm-tpu) run as root
+    ServerKind.VLLM: _Defaults(
+        image_required=False,
+        container="vllm",
+        ports=Ports(http=8000, grpc=0, metrics=8000),
+        health_path="/health",
+        metrics_path="/metrics",
+        run_as_non_root=False,
+    ),
+}
+
+
+def parse_deploy_config(
+    source: str | Mapping[str, object], *, origin: str = "", kind: ServerKind = ServerKind.JETSTREAM
+) -> DeployConfig:
+    """A ``DeployConfig`` from YAML text or a loaded mapping; ``ConfigError`` names the first bad field.
+
+    ``kind`` picks the defaults of the fields not given (see the module docstring); with ``ServerKind.VLLM``
+    an unset ``image`` is the empty string, for ``jetscale.k8s.vllm`` to fill in."""
     prefix = f"{origin}: " if origin else ""
     loaded = load_yaml(source, what=origin or "config") if isinstance(source, str) else source
     try:
-        return _Reader().config(loaded)
+        return _Reader(_DEFAULTS[kind]).config(loaded)
     except ConfigError as exc:
         raise ConfigError(f"{prefix}{exc}") from None
 
@@ -178,26 +226,36 @@ def parse_deploy_config(source: str | Mapping[str, object], *, origin: str = "")
 class _Reader:
     """Reads one mapping level at a time; every error names the dotted field path and the value."""
 
+    def __init__(self, defaults: _Defaults) -> None:
+        self.defaults = defaults
+
     def config(self, doc: object) -> DeployConfig:
         top = self.mapping(doc, "", _TOP)
-        self.require(top, "image", "")
+        if self.defaults.image_required or "image" in top:
+            self.require(top, "image", "")
         ports = self.ports(top.get("ports"))
         tpu = self.tpu(top.get("tpu"))
+        gpu = self.gpu(top.get("gpu"))
+        if tpu is not None and gpu is not None:
+            raise ConfigError(
+                f"'gpu' must not be set with 'tpu': a replica runs on one kind of chip (got {gpu.accelerator!r} "
+                f"and {tpu.accelerator!r})"
+            )
         gke = self.gke(top.get("gke"))
         version = self.text(top.get("kubernetes_version", "1.33"), "kubernetes_version")
         if not _VERSION.match(version):
             raise ConfigError(f"'kubernetes_version' must be a minor version such as 1.33 (got {version!r})")
         return DeployConfig(
-            image=self.text(top["image"], "image"),
+            image=self.text(top["image"], "image") if "image" in top else "",
             name=self.dns_label(top["name"], "name") if "name" in top else None,
             namespace=self.dns_label(top["namespace"], "namespace") if "namespace" in top else None,
-            container=self.dns_label(top.get("container", "jetstream"), "container"),
+            container=self.dns_label(top.get("container", self.defaults.container), "container"),
             command=self.strings(top.get("command", []), "command"),
             args=self.strings(top.get("args", []), "args"),
             env=self.env(top.get("env")),
             ports=ports,
-            health_path=self.path(top.get("health_path", "/v1/health"), "health_path"),
-            metrics_path=self.path(top.get("metrics_path", "/"), "metrics_path"),
+            health_path=self.path(top.get("health_path", self.defaults.health_path), "health_path"),
+            metrics_path=self.path(top.get("metrics_path", self.defaults.metrics_path), "metrics_path"),
             scrape_interval_s=self.integer(top.get("scrape_interval_s", 15), "scrape_interval_s", 5, 3600),
             startup_timeout_s=self.integer(top.get("startup_timeout_s", 900), "startup_timeout_s", 10, 86400),
             termination_grace_period_s=self.integer(
@@ -206,6 +264,7 @@ class _Reader:
             resources=self.resources(top.get("resources")),
             security=self.security(top.get("security")),
             tpu=tpu,
+            gpu=gpu,
             gke=gke,
             prometheus=self.prometheus(top.get("prometheus")),
             keda=self.keda(top.get("keda")),
@@ -216,13 +275,14 @@ class _Reader:
     # ----------------------------------------------------------------------------------- sections
 
     def ports(self, value: object) -> Ports:
+        default = self.defaults.ports
         if value is None:
-            return Ports()
+            return default
         raw = self.mapping(value, "ports", frozenset({"http", "grpc", "metrics"}))
         ports = Ports(
-            http=self.integer(raw.get("http", 8000), "ports.http", 1, 65535),
-            grpc=self.integer(raw.get("grpc", 9000), "ports.grpc", 0, 65535),
-            metrics=self.integer(raw.get("metrics", 9100), "ports.metrics", 1, 65535),
+            http=self.integer(raw.get("http", default.http), "ports.http", 1, 65535),
+            grpc=self.integer(raw.get("grpc", default.grpc), "ports.grpc", 0, 65535),
+            metrics=self.integer(raw.get("metrics", default.metrics), "ports.metrics", 1, 65535),
         )
         used = [p for p in (ports.http, ports.grpc, ports.metrics if ports.metrics != ports.http else 0) if p]
         if len(set(used)) != len(used):
@@ -245,13 +305,14 @@ class _Reader:
         return Resources(requests=requests, limits=limits)
 
     def security(self, value: object) -> Security:
+        non_root = self.defaults.run_as_non_root
         if value is None:
-            return Security()
+            return Security(run_as_non_root=non_root)
         raw = self.mapping(
             value, "security", frozenset({"run_as_non_root", "run_as_user", "read_only_root_filesystem"})
         )
         return Security(
-            run_as_non_root=self.boolean(raw.get("run_as_non_root", True), "security.run_as_non_root"),
+            run_as_non_root=self.boolean(raw.get("run_as_non_root", non_root), "security.run_as_non_root"),
             run_as_user=self.integer(raw.get("run_as_user", 1000), "security.run_as_user", 1, 2**31 - 1),
             read_only_root_filesystem=self.boolean(
                 raw.get("read_only_root_filesystem", False), "security.read_only_root_filesystem"
@@ -282,6 +343,15 @@ class _Reader:
                 f"'tpu.hbm_bytes_per_chip' must be set for an accelerator other than {known} (got {accelerator!r})"
             )
         return TPUConfig(accelerator=accelerator, topology=topology, chips=chips, hbm_bytes_per_chip=hbm_bytes)
+
+    def gpu(self, value: object) -> GPUConfig | None:
+        if value is None:
+            return None
+        raw = self.mapping(value, "gpu", frozenset({"accelerator", "count"}))
+        for key in ("accelerator", "count"):
+            self.require(raw, key, "gpu")
+        accelerator = self.dns_label(raw["accelerator"], "gpu.accelerator")
+        return GPUConfig(accelerator=accelerator, count=self.integer(raw["count"], "gpu.count", 1, 16))
 
     def gke(self, value: object) -> GKEConfig | None:
         if value is None:
@@ -399,6 +469,8 @@ class _Reader:
         for key, item in value.items():
             if key == "google.com/tpu":
                 raise ConfigError(f"'{path}.{key}' must not be set: use tpu.chips (got {item!r})")
+            if key == "nvidia.com/gpu":
+                raise ConfigError(f"'{path}.{key}' must not be set: use gpu.count (got {item!r})")
             quantity = parse_quantity(item, f"{path}.{key}")
             if quantity <= 0:
                 raise ConfigError(f"'{path}.{key}' must be a positive quantity (got {item!r})")

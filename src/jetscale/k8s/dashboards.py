@@ -5,18 +5,25 @@ kube-state-metrics, which GKE also exports), the scaling signals as per-replica 
 target drawn as a line (prefill backlog, decode slots used, HBM used), TTFT and TPOT percentiles, and
 throughput (requests and output tokens per second). Any other metric of the HPA gets its own panel and
 target line. On GKE the HBM series come from the TPU device plugin (namespace label ``exported_namespace``);
-elsewhere from the servers (``namespace``). Pure: dicts out, serialized by the caller.
+elsewhere from the servers (``namespace``).
+
+For a vLLM server (``kind=ServerKind.VLLM``) the panels are vLLM's: the three signals GKE recommends for
+it (requests waiting, requests running, KV cache use, each with the HPA's target line), TTFT, inter-token
+and end-to-end latency percentiles from vLLM's histograms, preemptions, and request and token throughput.
+Pure: dicts out, serialized by the caller.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jetscale.engine.config import ServerKind
 from jetscale.hpa.types import HPASpec, MetricSourceType, MetricSpec
+from jetscale.k8s import vllm
 from jetscale.k8s.metrics import HBM_FRACTION_NAMES, HBM_TOTAL, HBM_USED
-from jetscale.k8s.workload import Doc
+from jetscale.k8s.workload import Doc, server_title
 
-__all__ = ["Panel", "cloud_monitoring_dashboard", "grafana_dashboard", "panels"]
+__all__ = ["Panel", "cloud_monitoring_dashboard", "grafana_dashboard", "panels", "vllm_panels"]
 
 BACKLOG = "jetstream_prefill_backlog_size"
 SLOTS = "jetstream_slots_used_percentage"
@@ -48,13 +55,11 @@ def _matcher(label: str, value: str) -> str:
     return f'{label}=~"{value}"'
 
 
-def panels(spec: HPASpec | None, *, namespace: str, hbm_namespace_label: str) -> tuple[Panel, ...]:
-    """The panels, their queries restricted to ``namespace`` (a PromQL regex value: ``llm`` or ``$namespace``)."""
-    ns = "{" + _matcher("namespace", namespace) + "}"
-    hbm_ns = "{" + _matcher(hbm_namespace_label, namespace) + "}"
-    hpa = (
-        ns if spec is None else "{" + _matcher("namespace", namespace) + f',horizontalpodautoscaler="{spec.name}"' + "}"
-    )
+def _hpa_targets(
+    spec: HPASpec | None, ns: str, shown: frozenset[str]
+) -> tuple[dict[str, list[tuple[str, float]]], list[Panel]]:
+    """The HPA's target lines by metric (HBM fractions under ``hbm``), and a panel for each metric that no
+    panel of ``shown`` draws."""
     targets: dict[str, list[tuple[str, float]]] = {}
     extra: list[Panel] = []
     for metric in spec.metrics if spec is not None else ():
@@ -63,7 +68,7 @@ def panels(spec: HPASpec | None, *, namespace: str, hbm_namespace_label: str) ->
             continue
         key = "hbm" if metric.name in HBM_FRACTION_NAMES else metric.name
         targets.setdefault(key, []).append((f"HPA target ({metric.target.type.value})", value))
-        if key not in (BACKLOG, SLOTS, "hbm"):
+        if key not in shown:
             query = f"avg(sum by (pod) ({metric.name}{ns}))"
             extra.append(
                 Panel(
@@ -73,17 +78,51 @@ def panels(spec: HPASpec | None, *, namespace: str, hbm_namespace_label: str) ->
                     targets=((f"HPA target ({metric.target.type.value})", value),),
                 )
             )
-    out = [
-        Panel(
-            title="Replicas (HPA)",
-            unit="1",
-            queries=(
-                ("current", f"sum({KSM}_status_current_replicas{hpa})"),
-                ("desired", f"sum({KSM}_status_desired_replicas{hpa})"),
-                ("min", f"sum({KSM}_spec_min_replicas{hpa})"),
-                ("max", f"sum({KSM}_spec_max_replicas{hpa})"),
-            ),
+    return targets, extra
+
+
+def _replicas(spec: HPASpec | None, namespace: str) -> tuple[Panel, str]:
+    """The HPA's replicas panel and the kube-state-metrics selector of the HPA."""
+    ns = "{" + _matcher("namespace", namespace) + "}"
+    hpa = (
+        ns if spec is None else "{" + _matcher("namespace", namespace) + f',horizontalpodautoscaler="{spec.name}"' + "}"
+    )
+    panel = Panel(
+        title="Replicas (HPA)",
+        unit="1",
+        queries=(
+            ("current", f"sum({KSM}_status_current_replicas{hpa})"),
+            ("desired", f"sum({KSM}_status_desired_replicas{hpa})"),
+            ("min", f"sum({KSM}_spec_min_replicas{hpa})"),
+            ("max", f"sum({KSM}_spec_max_replicas{hpa})"),
         ),
+    )
+    return panel, hpa
+
+
+def _hpa_target_panel(hpa: str) -> Panel:
+    return Panel(
+        title="HPA targets (kube-state-metrics)",
+        unit="1",
+        queries=(("{{metric_name}} {{metric_target_type}}", f"{KSM}_spec_target_metric{hpa}"),),
+    )
+
+
+def _quantiles(metric: str, ns: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (f"p{round(q * 100)}", f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{ns}[5m])))")
+        for q in _QUANTILES
+    )
+
+
+def panels(spec: HPASpec | None, *, namespace: str, hbm_namespace_label: str) -> tuple[Panel, ...]:
+    """The panels, their queries restricted to ``namespace`` (a PromQL regex value: ``llm`` or ``$namespace``)."""
+    ns = "{" + _matcher("namespace", namespace) + "}"
+    hbm_ns = "{" + _matcher(hbm_namespace_label, namespace) + "}"
+    targets, extra = _hpa_targets(spec, ns, frozenset({BACKLOG, SLOTS, "hbm"}))
+    replicas, hpa = _replicas(spec, namespace)
+    out = [
+        replicas,
         Panel(
             title="Prefill backlog per replica",
             unit="1",
@@ -105,22 +144,8 @@ def panels(spec: HPASpec | None, *, namespace: str, hbm_namespace_label: str) ->
             queries=(("used / total", f"sum({HBM_USED}{hbm_ns}) / sum({HBM_TOTAL}{hbm_ns})"),),
             targets=tuple(targets.get("hbm", ())),
         ),
-        Panel(
-            title="Time to first token",
-            unit="s",
-            queries=tuple(
-                (f"p{round(q * 100)}", f"histogram_quantile({q}, sum by (le) (rate({TTFT}_bucket{ns}[5m])))")
-                for q in _QUANTILES
-            ),
-        ),
-        Panel(
-            title="Time per output token",
-            unit="s",
-            queries=tuple(
-                (f"p{round(q * 100)}", f"histogram_quantile({q}, sum by (le) (rate({TPOT}_bucket{ns}[5m])))")
-                for q in _QUANTILES
-            ),
-        ),
+        Panel(title="Time to first token", unit="s", queries=_quantiles(TTFT, ns)),
+        Panel(title="Time per output token", unit="s", queries=_quantiles(TPOT, ns)),
         Panel(
             title="Throughput",
             unit="1/s",
@@ -129,24 +154,86 @@ def panels(spec: HPASpec | None, *, namespace: str, hbm_namespace_label: str) ->
                 ("output tokens/s", f"sum(rate({OUTPUT_TOKENS}{ns}[5m]))"),
             ),
         ),
-        Panel(
-            title="HPA targets (kube-state-metrics)",
-            unit="1",
-            queries=(("{{metric_name}} {{metric_target_type}}", f"{KSM}_spec_target_metric{hpa}"),),
-        ),
+        _hpa_target_panel(hpa),
         *extra,
     ]
     return tuple(out)
 
 
-def _title(spec: HPASpec | None) -> str:
-    return "JetStream autoscaling" + (f": {spec.name}" if spec is not None else "")
+def vllm_panels(spec: HPASpec | None, *, namespace: str) -> tuple[Panel, ...]:
+    """vLLM's panels (see the module docstring), restricted to ``namespace`` as ``panels`` does."""
+    ns = "{" + _matcher("namespace", namespace) + "}"
+    waiting, running, kv = vllm.REQUESTS_WAITING, vllm.REQUESTS_RUNNING, vllm.KV_CACHE_USAGE
+    targets, extra = _hpa_targets(spec, ns, frozenset({waiting, running, kv}))
+    replicas, hpa = _replicas(spec, namespace)
+    out = [
+        replicas,
+        Panel(
+            title="Requests waiting (queue size) per replica",
+            unit="1",
+            queries=(
+                ("average per replica", f"avg(sum by (pod) ({waiting}{ns}))"),
+                ("total", f"sum({waiting}{ns})"),
+            ),
+            targets=tuple(targets.get(waiting, ())),
+        ),
+        Panel(
+            title="Requests running (batch size) per replica",
+            unit="1",
+            queries=(
+                ("average per replica", f"avg(sum by (pod) ({running}{ns}))"),
+                ("total", f"sum({running}{ns})"),
+            ),
+            targets=tuple(targets.get(running, ())),
+        ),
+        Panel(
+            title="KV cache used (fraction)",
+            unit="1",
+            queries=(
+                ("average per replica", f"avg(avg by (pod) ({kv}{ns}))"),
+                ("fullest replica", f"max(avg by (pod) ({kv}{ns}))"),
+            ),
+            targets=tuple(targets.get(kv, ())),
+        ),
+        Panel(title="Time to first token", unit="s", queries=_quantiles(vllm.TTFT, ns)),
+        Panel(title="Inter-token latency", unit="s", queries=_quantiles(vllm.ITL, ns)),
+        Panel(title="End-to-end request latency", unit="s", queries=_quantiles(vllm.E2E, ns)),
+        Panel(
+            title="Preemptions",
+            unit="1/s",
+            queries=(("preemptions/s", f"sum(rate({vllm.PREEMPTIONS}{ns}[5m]))"),),
+        ),
+        Panel(
+            title="Throughput",
+            unit="1/s",
+            queries=(
+                ("requests/s", f"sum(rate({vllm.REQUEST_SUCCESS}{ns}[5m]))"),
+                ("prompt tokens/s", f"sum(rate({vllm.PROMPT_TOKENS}{ns}[5m]))"),
+                ("generation tokens/s", f"sum(rate({vllm.GENERATION_TOKENS}{ns}[5m]))"),
+            ),
+        ),
+        _hpa_target_panel(hpa),
+        *extra,
+    ]
+    return tuple(out)
 
 
-def cloud_monitoring_dashboard(spec: HPASpec | None, *, namespace: str = ".*") -> Doc:
+def _title(spec: HPASpec | None, kind: ServerKind) -> str:
+    return f"{server_title(kind)} autoscaling" + (f": {spec.name}" if spec is not None else "")
+
+
+def _panels(spec: HPASpec | None, namespace: str, hbm_namespace_label: str, kind: ServerKind) -> tuple[Panel, ...]:
+    if kind is ServerKind.VLLM:
+        return vllm_panels(spec, namespace=namespace)
+    return panels(spec, namespace=namespace, hbm_namespace_label=hbm_namespace_label)
+
+
+def cloud_monitoring_dashboard(
+    spec: HPASpec | None, *, namespace: str = ".*", kind: ServerKind = ServerKind.JETSTREAM
+) -> Doc:
     """A Cloud Monitoring dashboard (``gcloud monitoring dashboards create --config-from-file``)."""
     tiles: list[Doc] = []
-    for index, panel in enumerate(panels(spec, namespace=namespace, hbm_namespace_label="exported_namespace")):
+    for index, panel in enumerate(_panels(spec, namespace, "exported_namespace", kind)):
         data_sets: list[Doc] = [
             {
                 "timeSeriesQuery": {"prometheusQuery": query, "unitOverride": panel.unit},
@@ -171,14 +258,16 @@ def cloud_monitoring_dashboard(spec: HPASpec | None, *, namespace: str = ".*") -
                 "widget": {"title": panel.title, "xyChart": chart},
             }
         )
-    return {"displayName": _title(spec), "mosaicLayout": {"columns": 48, "tiles": tiles}}
+    return {"displayName": _title(spec, kind), "mosaicLayout": {"columns": 48, "tiles": tiles}}
 
 
-def grafana_dashboard(spec: HPASpec | None, *, namespace: str | None = None) -> Doc:
+def grafana_dashboard(
+    spec: HPASpec | None, *, namespace: str | None = None, kind: ServerKind = ServerKind.JETSTREAM
+) -> Doc:
     """A Grafana dashboard (import JSON) with ``$datasource`` and ``$namespace`` variables."""
     datasource = {"type": "prometheus", "uid": "${datasource}"}
     grafana_panels: list[Doc] = []
-    for index, panel in enumerate(panels(spec, namespace="$namespace", hbm_namespace_label="namespace")):
+    for index, panel in enumerate(_panels(spec, "$namespace", "namespace", kind)):
         steps: list[Doc] = [{"color": "green", "value": None}]
         steps += [{"color": "red", "value": value} for _, value in panel.targets]
         grafana_panels.append(
@@ -206,16 +295,16 @@ def grafana_dashboard(spec: HPASpec | None, *, namespace: str | None = None) -> 
         "name": "namespace",
         "type": "query",
         "datasource": datasource,
-        "query": f"label_values({BACKLOG}, namespace)",
+        "query": f"label_values({vllm.REQUESTS_WAITING if kind is ServerKind.VLLM else BACKLOG}, namespace)",
         "refresh": 2,
         "includeAll": False,
     }
     if namespace is not None:
         namespace_var["current"] = {"text": namespace, "value": namespace}
     return {
-        "title": _title(spec),
-        "uid": ("jetscale-" + (spec.name if spec is not None else "jetstream"))[:40],
-        "tags": ["jetscale", "jetstream", "autoscaling"],
+        "title": _title(spec, kind),
+        "uid": ("jetscale-" + (spec.name if spec is not None else kind.value))[:40],
+        "tags": ["jetscale", kind.value, "autoscaling"],
         "timezone": "browser",
         "schemaVersion": 39,
         "version": 1,

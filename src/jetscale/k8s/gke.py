@@ -1,8 +1,9 @@
-"""``--target gke``: JetStream on GKE TPUs, autoscaled on Managed Prometheus metrics by either adapter.
+"""``--target gke``: the model server on GKE, autoscaled on Managed Prometheus metrics by either adapter.
 
 Files (relative to ``--out``)::
 
     jetstream.yaml                      Namespace, ServiceAccount, Deployment (TPU node selectors), Service
+                                        (vllm.yaml for a vLLM server: TPU or GPU node selectors)
     podmonitoring.yaml                  server metrics (+ the TPU device plugin's, when HBM is scaled on)
     stackdriver-adapter/adapter.yaml    Custom Metrics Stackdriver Adapter, RBAC, APIServices
     stackdriver-adapter/hpa.yaml        HPA on prometheus.googleapis.com|<metric>|gauge (+ HBM External)
@@ -10,11 +11,14 @@ Files (relative to ``--out``)::
     prometheus-adapter/config.yaml      the adapter's rules (also inside adapter.yaml's ConfigMap)
     prometheus-adapter/hpa.yaml         HPA on the adapter's metrics
 
-Apply ``jetstream.yaml`` and ``podmonitoring.yaml``, then one of the two adapter folders. Pure.
+Apply ``jetstream.yaml`` (``vllm.yaml``) and ``podmonitoring.yaml``, then one of the two adapter folders.
+For vLLM the Stackdriver adapter's HPA names ``prometheus.googleapis.com|vllm:<gauge>|gauge``, as GKE's
+vLLM samples do, and prometheus-adapter serves each ``vllm:`` gauge under its own name. Pure.
 """
 
 from __future__ import annotations
 
+from jetscale.engine.config import ServerKind
 from jetscale.errors import ConfigError
 from jetscale.hpa.types import HPASpec
 from jetscale.k8s.adapters import (
@@ -29,12 +33,12 @@ from jetscale.k8s.bundle import FileKind, RenderedFile, config_file, manifest_fi
 from jetscale.k8s.config import DeployConfig
 from jetscale.k8s.metrics import HBMSource, MetricKind, Scope, classify
 from jetscale.k8s.prometheus import dump_yaml, pod_monitorings
-from jetscale.k8s.workload import namespace, server_objects
+from jetscale.k8s.workload import namespace, server_file, server_objects
 
 __all__ = ["render_gke"]
 
 
-def render_gke(spec: HPASpec, config: DeployConfig) -> list[RenderedFile]:
+def render_gke(spec: HPASpec, config: DeployConfig, *, kind: ServerKind = ServerKind.JETSTREAM) -> list[RenderedFile]:
     if config.gke is None:
         raise ConfigError("'gke' must be set in the deploy config for --target gke (got None)")
     gke = config.gke
@@ -53,14 +57,14 @@ def render_gke(spec: HPASpec, config: DeployConfig) -> list[RenderedFile]:
     adapter_ns = config.adapter_namespace
     server = [
         namespace(place.namespace, restricted=config.security.run_as_non_root),
-        *server_objects(config, name=place.name, ns=place.namespace),
+        *server_objects(config, name=place.name, ns=place.namespace, kind=kind),
     ]
     prometheus_adapter = prometheus_adapter_objects(
         ns=adapter_ns, prometheus_url=frontend_url(adapter_ns), config_yaml=rules_yaml
     )
     frontend = frontend_objects(ns=adapter_ns, project_id=gke.project_id, gsa=gke.adapter_gsa)
     return [
-        manifest_file("jetstream.yaml", server),
+        manifest_file(server_file(kind), server),
         manifest_file(
             "podmonitoring.yaml",
             pod_monitorings(

@@ -9,7 +9,7 @@ that only when every trigger is ``AverageValue``, so CPU/memory, Object and ``Va
 
 Files (relative to ``--out``)::
 
-    jetstream.yaml       Namespace, ServiceAccount, Deployment, Service
+    jetstream.yaml       Namespace, ServiceAccount, Deployment, Service (vllm.yaml for vLLM)
     prometheus/...       scrape config, recording rules, ConfigMap + Role (as for --target kubernetes)
     scaledobject.yaml    the ScaledObject
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from jetscale.engine.config import ServerKind
 from jetscale.errors import ConfigError
 from jetscale.hpa.types import HPASpec, MetricTargetType
 from jetscale.k8s.autoscaler import behavior_manifest, source_field
@@ -28,7 +29,7 @@ from jetscale.k8s.bundle import RenderedFile, manifest_file, placement
 from jetscale.k8s.config import DeployConfig
 from jetscale.k8s.kubernetes import prometheus_files, server_scope
 from jetscale.k8s.metrics import MetricKind, Scope, classify, hbm_target_bytes, keda_query
-from jetscale.k8s.workload import Doc, meta, namespace, server_objects
+from jetscale.k8s.workload import Doc, meta, namespace, server_file, server_objects
 
 __all__ = ["decimal", "render_keda", "scaled_object"]
 
@@ -101,15 +102,15 @@ def scaled_object(spec: HPASpec, config: DeployConfig, scope: Scope) -> Doc:
     }
 
 
-def render_keda(spec: HPASpec, config: DeployConfig) -> list[RenderedFile]:
+def render_keda(spec: HPASpec, config: DeployConfig, *, kind: ServerKind = ServerKind.JETSTREAM) -> list[RenderedFile]:
     place = placement(spec, config)
     scope = server_scope(place, config)
     server = [
         namespace(place.namespace, restricted=config.security.run_as_non_root),
-        *server_objects(config, name=place.name, ns=place.namespace),
+        *server_objects(config, name=place.name, ns=place.namespace, kind=kind),
     ]
     return [
-        manifest_file("jetstream.yaml", server),
-        *prometheus_files(place, config),
+        manifest_file(server_file(kind), server),
+        *prometheus_files(place, config, kind),
         manifest_file("scaledobject.yaml", [scaled_object(spec, config, scope)]),
     ]

@@ -7,13 +7,16 @@
   with ``namespace``, ``pod`` and ``container`` as the adapter rules expect.
 
 The recording rules precompute what the dashboards and humans ask for: TTFT/TPOT percentiles, request and
-token throughput, the HBM fraction. Pure: dicts and text out; ``promtool`` checks them in ``validate``.
+token throughput, the HBM fraction (JetStream); TTFT/ITL/E2E/queue-time percentiles, request, token and
+preemption rates, the queue, the batch and the KV cache use (vLLM, ``vllm_recording_rules``).
+Pure: dicts and text out; ``promtool`` checks them in ``validate``.
 """
 
 from __future__ import annotations
 
 import yaml
 
+from jetscale.k8s import vllm
 from jetscale.k8s.config import DeployConfig
 from jetscale.k8s.metrics import HBM_TOTAL, HBM_USED
 from jetscale.k8s.workload import Doc, meta, selector_labels
@@ -26,6 +29,7 @@ __all__ = [
     "prometheus_objects",
     "recording_rules",
     "scrape_config",
+    "vllm_recording_rules",
 ]
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -160,6 +164,29 @@ def recording_rules(config: DeployConfig) -> Doc:
         },
     ]
     return {"groups": [{"name": "jetscale-jetstream", "interval": f"{config.scrape_interval_s}s", "rules": rules}]}
+
+
+def vllm_recording_rules(config: DeployConfig) -> Doc:
+    """rules.yml for vLLM servers: latency percentiles, rates, and the three GKE signals per namespace."""
+    rules: list[Doc] = []
+    for metric, short in (
+        (vllm.TTFT, "vllm_ttft"),
+        (vllm.ITL, "vllm_itl"),
+        (vllm.E2E, "vllm_e2e"),
+        (vllm.QUEUE_TIME, "vllm_queue_time"),
+    ):
+        rules += [_percentile(metric, short, q) for q in QUANTILES]
+    for metric, short in (
+        (vllm.REQUEST_SUCCESS, "vllm_requests"),
+        (vllm.PROMPT_TOKENS, "vllm_prompt_tokens"),
+        (vllm.GENERATION_TOKENS, "vllm_generation_tokens"),
+        (vllm.PREEMPTIONS, "vllm_preemptions"),
+    ):
+        rules.append({"record": f"namespace:{short}:rate1m", "expr": f"sum by (namespace) (rate({metric}[1m]))"})
+    for metric, how in ((vllm.REQUESTS_WAITING, "sum"), (vllm.REQUESTS_RUNNING, "sum"), (vllm.KV_CACHE_USAGE, "avg")):
+        short = metric.replace("vllm:", "vllm_")
+        rules.append({"record": f"namespace:{short}:{how}", "expr": f"{how} by (namespace) ({metric})"})
+    return {"groups": [{"name": "jetscale-vllm", "interval": f"{config.scrape_interval_s}s", "rules": rules}]}
 
 
 def prometheus_objects(config: DeployConfig, *, name: str, ns: str, prometheus_yml: str, rules_yml: str) -> list[Doc]:

@@ -1,8 +1,12 @@
-"""The JetStream server as Kubernetes objects: its Namespace, ServiceAccount, Deployment and Service.
+"""The model server as Kubernetes objects: its Namespace, ServiceAccount, Deployment and Service.
 
 One container serves JetStream's HTTP API (``/v1/health`` for the probes), optionally gRPC, and the
 Prometheus metrics port. On TPUs the pod asks for ``google.com/tpu`` chips and selects its node pool
-with GKE's ``cloud.google.com/gke-tpu-accelerator`` and ``cloud.google.com/gke-tpu-topology`` labels.
+with GKE's ``cloud.google.com/gke-tpu-accelerator`` and ``cloud.google.com/gke-tpu-topology`` labels;
+on GPUs it asks for ``nvidia.com/gpu`` and selects ``cloud.google.com/gke-accelerator``.
+A vLLM server (``kind=ServerKind.VLLM``, its arguments from ``jetscale.k8s.vllm``) also gets a memory-backed
+``/dev/shm`` (tensor parallelism exchanges tensors through it), an optional Hugging Face token from the
+Secret ``hf-secret`` (gated models such as Llama), and GKE's ``ai.gke.io/inference-server: vllm`` label.
 Secure defaults: a namespace that enforces the restricted Pod Security Standard when the image runs as
 non-root, no service-account token, no privilege escalation, no capabilities, RuntimeDefault seccomp,
 and requests and limits on every container. Pure: dicts in, dicts out.
@@ -10,9 +14,12 @@ and requests and limits on every container. Pure: dicts in, dicts out.
 
 from __future__ import annotations
 
+from jetscale.engine.config import ServerKind
 from jetscale.k8s.config import DeployConfig
 
 __all__ = [
+    "HF_SECRET",
+    "HF_SECRET_KEY",
     "MANAGED_BY",
     "Doc",
     "container_security",
@@ -20,11 +27,15 @@ __all__ = [
     "namespace",
     "pod_security",
     "selector_labels",
+    "server_file",
     "server_objects",
+    "server_title",
 ]
 
 Doc = dict[str, object]
 MANAGED_BY = "jetscale"
+HF_SECRET = "hf-secret"  # kubectl create secret generic hf-secret --from-literal=hf_api_token=hf_...
+HF_SECRET_KEY = "hf_api_token"
 
 
 def selector_labels(name: str) -> dict[str, str]:
@@ -94,12 +105,21 @@ def service_account(name: str, ns: str, component: str, app: str, annotations: d
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata, "automountServiceAccountToken": False}
 
 
-def server_objects(config: DeployConfig, *, name: str, ns: str) -> list[Doc]:
-    """ServiceAccount, Deployment and Service of the JetStream server."""
+def server_file(kind: ServerKind) -> str:
+    """The file the server's objects go to: ``jetstream.yaml`` or ``vllm.yaml``."""
+    return f"{kind.value}.yaml"
+
+
+def server_title(kind: ServerKind) -> str:
+    return {ServerKind.JETSTREAM: "JetStream", ServerKind.VLLM: "vLLM"}[kind]
+
+
+def server_objects(config: DeployConfig, *, name: str, ns: str, kind: ServerKind = ServerKind.JETSTREAM) -> list[Doc]:
+    """ServiceAccount, Deployment and Service of the model server."""
     component = "model-server"
     return [
         service_account(name, ns, component, name),
-        _deployment(config, name=name, ns=ns),
+        _deployment(config, name=name, ns=ns, kind=kind),
         _service(config, name=name, ns=ns),
     ]
 
@@ -122,19 +142,31 @@ def _probe(config: DeployConfig, *, period_s: int, failures: int, timeout_s: int
     }
 
 
-def _deployment(config: DeployConfig, *, name: str, ns: str) -> Doc:
+def _env(config: DeployConfig, kind: ServerKind) -> list[Doc]:
+    env: list[Doc] = [{"name": key, "value": value} for key, value in sorted((config.env or {}).items())]
+    if kind is ServerKind.VLLM and not any(item["name"] == "HF_TOKEN" for item in env):
+        token = {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": token}})
+    return env
+
+
+def _deployment(config: DeployConfig, *, name: str, ns: str, kind: ServerKind) -> Doc:
     requests: dict[str, str] = dict(config.resources.requests)
     limits: dict[str, str] = dict(config.resources.limits)
     if config.tpu is not None:
         requests["google.com/tpu"] = str(config.tpu.chips)
         limits["google.com/tpu"] = str(config.tpu.chips)
+    if config.gpu is not None:
+        requests["nvidia.com/gpu"] = str(config.gpu.count)
+        limits["nvidia.com/gpu"] = str(config.gpu.count)
     container: Doc = {"name": config.container, "image": config.image}
     if config.command:
         container["command"] = list(config.command)
     if config.args:
         container["args"] = list(config.args)
-    if config.env:
-        container["env"] = [{"name": key, "value": value} for key, value in sorted(config.env.items())]
+    env = _env(config, kind)
+    if env:
+        container["env"] = env
     container |= {
         "ports": _ports(config),
         "resources": {"requests": requests, "limits": limits},
@@ -144,9 +176,15 @@ def _deployment(config: DeployConfig, *, name: str, ns: str) -> Doc:
         "securityContext": container_security(read_only_root=config.security.read_only_root_filesystem),
     }
     volumes: list[Doc] = []
+    mounts: list[Doc] = []
     if config.security.read_only_root_filesystem:
-        container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+        mounts.append({"name": "tmp", "mountPath": "/tmp"})
         volumes.append({"name": "tmp", "emptyDir": {}})
+    if kind is ServerKind.VLLM:
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+    if mounts:
+        container["volumeMounts"] = mounts
     pod_spec: Doc = {
         "serviceAccountName": name,
         "automountServiceAccountToken": False,
@@ -160,9 +198,14 @@ def _deployment(config: DeployConfig, *, name: str, ns: str) -> Doc:
             "cloud.google.com/gke-tpu-accelerator": config.tpu.accelerator,
             "cloud.google.com/gke-tpu-topology": config.tpu.topology,
         }
+    elif config.gpu is not None:
+        pod_spec["nodeSelector"] = {"cloud.google.com/gke-accelerator": config.gpu.accelerator}
     pod_spec["containers"] = [container]
     if volumes:
         pod_spec["volumes"] = volumes
+    pod_labels = labels(name, "model-server")
+    if kind is ServerKind.VLLM:
+        pod_labels["ai.gke.io/inference-server"] = "vllm"  # as GKE's vLLM samples label their pods
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -171,7 +214,7 @@ def _deployment(config: DeployConfig, *, name: str, ns: str) -> Doc:
             # no replicas: the autoscaler owns the count, and re-applying must not reset it
             "selector": {"matchLabels": selector_labels(name)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": labels(name, "model-server")}, "spec": pod_spec},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }
 

@@ -66,7 +66,7 @@ class LoadConfig:
     timeout_s: float = 300.0
     drain_s: float = 30.0
     max_in_flight: int = 4096
-    model: str = "jetscale"
+    model: str = ""  # empty: the first model the server lists at /v1/models (``jetscale.load.runner``)
     stream: bool = True
     ignore_eos: bool = False
     allow_remote: bool = False
@@ -147,7 +147,7 @@ def parse_options(
     timeout: str = "300s",
     drain: str = "30s",
     max_in_flight: str = "4096",
-    model: str = "jetscale",
+    model: str = "",
     stream: bool = True,
     ignore_eos: bool = False,
     allow_remote: bool = False,

@@ -56,6 +56,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+FALLBACK_MODEL = "jetscale"  # what a server that lists no model is sent (a JetStream server takes any name)
+
+
+def served_model(url: str, *, attempts: int = 20, wait_s: float = 0.5) -> str:
+    """The first model ``url`` lists at ``/v1/models``, as OpenAI clients (guidellm, vLLM's benchmarks) ask
+    it; a server that is not ready yet (503) is asked again, up to ``attempts`` times. ``FALLBACK_MODEL``
+    when it lists none or has no such route."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=2.0) as response:
+                data = json.loads(response.read())
+            models = data.get("data") if isinstance(data, dict) else None
+            if isinstance(models, list) and models and isinstance(models[0], dict):
+                return str(models[0].get("id") or FALLBACK_MODEL)
+            return FALLBACK_MODEL
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (502, 503):
+                return FALLBACK_MODEL
+        except (OSError, ValueError):
+            pass
+        time.sleep(wait_s)
+    return FALLBACK_MODEL
+
+
 def _raise_fd_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = needed * 2 + 256
@@ -78,6 +107,10 @@ def _run(config: Any, out: Path) -> None:
     from jetscale.load.users import Context, make_user_class
 
     logging.getLogger().setLevel(logging.ERROR)  # locust's warnings: the summary reports CPU saturation itself
+    if config.api in (Api.OPENAI, Api.OPENAI_CHAT) and not config.model:
+        import dataclasses
+
+        config = dataclasses.replace(config, model=served_model(config.target.url))
     _raise_fd_limit(config.max_in_flight if config.mode is not Mode.CLOSED else config.users)
     plan = build_plan(config, read_lines)
     env = Environment(host=config.target.url)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from heapq import heappop, heappush
 
 from jetscale.engine.api import EngineRequest
+from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import ReplicaConfig
-from jetscale.engine.replica import ReplicaEngine
 from jetscale.profile.points import steady_tokens_s
 
 __all__ = ["closed_loop_tokens_s", "ttft_alone_s", "wave_step_s"]
@@ -34,7 +34,7 @@ def closed_loop_tokens_s(
 ) -> float:  # fmt: skip
     """Output tokens/s of ``clients`` closed-loop clients, measured as ``measure.closed_loop`` does; each
     client sends its next request ``think_s`` after its last one ended (the client's own overhead)."""
-    engine = ReplicaEngine(config)
+    engine = make_engine(config)
     ends: list[tuple[float, int]] = []
     due: list[float] = [0.0] * clients  # when each pending request reaches the server
     sent = 0

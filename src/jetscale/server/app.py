@@ -1,4 +1,10 @@
-"""One replica server: the engine runtime behind JetStream HTTP, OpenAI HTTP, gRPC and /metrics.
+"""One replica server: the engine runtime behind the front ends and metrics of its kind.
+
+A kind is read here, in ``_KINDS``: a JetStream-kind server answers JetStream's HTTP API, OpenAI's, GKE's
+sidecar API and gRPC, with JetStream's metric names (http.py, openai_api.py, sidecar.py, grpc_service.py,
+metrics.py); a vLLM-kind server answers vLLM's OpenAI-compatible API with vLLM's metric names and no gRPC
+(vllm_api.py, vllm_metrics.py). The front ends see the server through contract.py's ``ModelService``
+and never import this module.
 
 ``ModelServer`` wires the parts (runtime, tokenizer, metrics, front ends) and owns their lifecycle:
 ``start()`` binds the sockets (the server reports ready once the model load time has passed as well),
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import grpc
@@ -20,19 +27,53 @@ from aiohttp import web
 from aiohttp.log import server_logger
 
 from jetscale.engine.api import Completion, Engine
+from jetscale.engine.config import ServerKind
 from jetscale.server.config import ListenError, ServerConfig, listen_error
+from jetscale.server.contract import MetricsSink, ModelService
 from jetscale.server.grpc_service import add_orchestrator
 from jetscale.server.http import create_http_app
 from jetscale.server.httpcommon import ProtocolErrorLog
 from jetscale.server.metrics import ServerMetrics
 from jetscale.server.runtime import Clock, RequestHandle, ServingRuntime
 from jetscale.server.tokenizer import Tokenizer, output_token_ids
+from jetscale.server.vllm_api import create_vllm_app
+from jetscale.server.vllm_metrics import VllmMetrics
 
 __all__ = ["ModelServer", "serve_until_signalled"]
 
 
+def _jetstream_metrics(server: ModelServer) -> MetricsSink:
+    return ServerMetrics(
+        server_id=server.config.server_id,
+        snapshot=server.runtime.snapshot,
+        model_load_engine_s=server.config.model_load_engine_s,
+        startup_latency_engine_s=lambda: server.runtime.startup_latency_engine_s,
+    )
+
+
+def _vllm_metrics(server: ModelServer) -> MetricsSink:
+    cfg = server.config
+    return VllmMetrics(server_id=cfg.server_id, model_name=cfg.model_name, max_model_len=cfg.max_model_len,
+                       snapshot=server.runtime.snapshot)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Kind:
+    """What a server kind serves: its metrics, its HTTP application, and whether it has gRPC."""
+
+    metrics: Callable[[ModelServer], MetricsSink]
+    http_app: Callable[[ModelService], web.Application]
+    grpc: bool
+
+
+_KINDS = {
+    ServerKind.JETSTREAM: _Kind(metrics=_jetstream_metrics, http_app=create_http_app, grpc=True),
+    ServerKind.VLLM: _Kind(metrics=_vllm_metrics, http_app=create_vllm_app, grpc=False),
+}
+
+
 class ModelServer:
-    """A JetStream-compatible server around ``engine``. Inert until ``start()`` (or ``async with``)."""
+    """A server of ``config.kind`` around ``engine`` (a ``ModelService``). Inert until ``start()``."""
 
     def __init__(self, engine: Engine, config: ServerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
@@ -47,12 +88,8 @@ class ModelServer:
             on_cancel=lambda stage: self.metrics.cancelled(stage),
             on_shed=lambda reason: self.metrics.shed(reason),
         )
-        self.metrics = ServerMetrics(
-            server_id=config.server_id,
-            snapshot=self.runtime.snapshot,
-            model_load_engine_s=config.model_load_engine_s,
-            startup_latency_engine_s=lambda: self.runtime.startup_latency_engine_s,
-        )
+        self._kind = _KINDS[config.kind]
+        self.metrics: MetricsSink = self._kind.metrics(self)
         self._runner: web.AppRunner | None = None
         self._grpc: grpc.aio.Server | None = None
         self.http_port: int | None = None
@@ -70,7 +107,7 @@ class ModelServer:
         await self.runtime.start()
         try:
             await self._start_http()
-            if cfg.grpc_port is not None:
+            if cfg.grpc_port is not None and self._kind.grpc:
                 self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])  # a taken port is an error
                 add_orchestrator(self._grpc, self)
                 try:
@@ -90,7 +127,7 @@ class ModelServer:
         # request, which cancels it in the engine (the only way a non-streamed request learns of it);
         # logger: a request too malformed to parse is one log line, not a traceback (see httpcommon)
         self._runner = web.AppRunner(
-            create_http_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0,
+            self._kind.http_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0,
             handler_cancellation=True, logger=ProtocolErrorLog(server_logger),
         )  # fmt: skip
         await self._runner.setup()

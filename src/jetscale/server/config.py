@@ -17,6 +17,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+from jetscale.engine.config import ServerKind
 from jetscale.errors import ConfigError, ServingError
 
 __all__ = ["MAX_BODY_BYTES", "ListenError", "ServerConfig", "listen_error"]
@@ -36,10 +37,16 @@ class ServerConfig:
 
     ``speed`` compresses time: engine time = wall seconds since start x speed, so at speed 10 a
     10-second model load takes one wall second and a server reports ten times the real request rate.
+
+    ``kind`` picks the front ends and metric names: JetStream's (HTTP, gRPC, OpenAI, JetStream metrics) or
+    vLLM's (its OpenAI-compatible server and ``vllm:`` metrics, no gRPC). For vLLM, ``max_model_len`` is
+    the context limit (prompt + output tokens, vLLM's ``--max-model-len``); the prompt and output limits
+    are vLLM's, derived from it (see vllm_protocol.py).
     """
 
     server_id: str
     model_name: str
+    kind: ServerKind = ServerKind.JETSTREAM
     host: str = "127.0.0.1"
     http_port: int = 9000  # 0 picks a free port
     grpc_port: int | None = 9001  # None: no gRPC server
@@ -52,8 +59,19 @@ class ServerConfig:
     grace_period_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
     stream_interval_s: float = 0.02  # streaming clients get new tokens at most this often
     max_body_bytes: int = MAX_BODY_BYTES
+    max_model_len: int = 0  # prompt + output tokens; 0: max_prefill_length + max_output_tokens
 
     def __post_init__(self) -> None:
+        if not isinstance(self.kind, ServerKind):
+            kinds = ", ".join(k.value for k in ServerKind)
+            _require(self.kind in tuple(ServerKind), "kind", f"one of {kinds}", self.kind)
+            object.__setattr__(self, "kind", ServerKind(str(self.kind)))
+        if self.max_model_len == 0:
+            object.__setattr__(self, "max_model_len", self.max_prefill_length + self.max_output_tokens)
+        _require(self.max_model_len >= 2, "max_model_len", ">= 2 (a prompt token and an output token)",
+                 self.max_model_len)  # fmt: skip
+        if self.kind is ServerKind.VLLM:
+            _require(self.grpc_port is None, "grpc_port", "None with kind vllm (vLLM serves no gRPC)", self.grpc_port)
         _require(bool(self.server_id), "server_id", "a non-empty string", self.server_id)
         _require(bool(self.model_name), "model_name", "a non-empty string", self.model_name)
         _require(bool(self.host), "host", "a non-empty host name or address", self.host)

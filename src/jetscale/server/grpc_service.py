@@ -28,19 +28,16 @@ retryable answer, with a ``retry-after`` trailer); UNAVAILABLE while loading or 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
 from jetscale.errors import ServingError
+from jetscale.server.contract import ModelService
 from jetscale.server.proto import jetstream_pb2 as pb
 from jetscale.server.proto import jetstream_pb2_grpc as pb_grpc
 from jetscale.server.protocol import RequestError, validate_decode
 from jetscale.server.runtime import Rejection, RequestHandle
-
-if TYPE_CHECKING:
-    from jetscale.server.app import ModelServer
 
 __all__ = ["MESSAGES_PER_S", "OrchestratorService", "add_orchestrator"]
 
@@ -75,7 +72,7 @@ def _message(text: str, token_ids: list[int]) -> pb.DecodeResponse:
 
 
 class OrchestratorService(pb_grpc.OrchestratorServicer):
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelService) -> None:
         self._server = server
         self._runtime = server.runtime
         self._streams = 0  # Decode streams in flight (they share MESSAGES_PER_S)
@@ -173,7 +170,7 @@ class OrchestratorService(pb_grpc.OrchestratorServicer):
         return pb.HealthCheckResponse(is_live=self._runtime.ready)
 
 
-def add_orchestrator(grpc_server: grpc.aio.Server, server: ModelServer) -> None:
+def add_orchestrator(grpc_server: grpc.aio.Server, server: ModelService) -> None:
     """Register the service as the generated ``add_OrchestratorServicer_to_server`` does, but with request
     parsers that hand undecodable bytes to the handler (INVALID_ARGUMENT) instead of failing in grpc."""
     service = OrchestratorService(server)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from google.protobuf.json_format import MessageToJson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jetscale.errors import ServingError
+from jetscale.server.contract import ModelService
 from jetscale.server.httpcommon import dumps, error_response, read_json, rejection_response, request_error_response
 from jetscale.server.openai_api import OpenAIRoutes
 from jetscale.server.openapi import openapi_document
@@ -37,9 +37,6 @@ from jetscale.server.proto import jetstream_pb2 as pb
 from jetscale.server.protocol import RequestError, parse_generate
 from jetscale.server.runtime import Rejection, RequestHandle, State
 from jetscale.server.sidecar import SidecarRoutes
-
-if TYPE_CHECKING:
-    from jetscale.server.app import ModelServer
 
 __all__ = ["create_http_app", "decode_response"]
 
@@ -81,7 +78,7 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
 
 
 class _JetStreamRoutes:
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelService) -> None:
         self._server = server
         self._runtime = server.runtime
 
@@ -146,7 +143,7 @@ class _JetStreamRoutes:
         return response
 
 
-def create_http_app(server: ModelServer) -> web.Application:
+def create_http_app(server: ModelService) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=server.config.max_body_bytes)
     jetstream = _JetStreamRoutes(server)
     openai = OpenAIRoutes(server)

@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from jetscale.engine.api import Completion, EngineSnapshot, Stage
+from jetscale.engine.signals import signal_value
 
 __all__ = [
     "INPUT_LENGTH_BUCKETS",
@@ -79,33 +80,38 @@ class _SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
-        g = self._gauge
-        yield g("jetstream_prefill_backlog_size", "Size of prefill queue", snap.prefill_backlog)
-        yield g("jetstream_transfer_backlog_size", "Size of transfer queue", snap.transfer_backlog, per_engine=True)
-        yield g("jetstream_generate_backlog_size", "Size of generate queue", snap.generate_backlog, per_engine=True)
+
+        def g(name: str, doc: str, *, per_engine: bool = False) -> GaugeMetricFamily:
+            value = signal_value(name, snap)  # the one mapping from snapshot to metric (jetscale.engine.signals)
+            assert value is not None, name
+            return self._gauge(name, doc, value, per_engine=per_engine)
+
+        yield g("jetstream_prefill_backlog_size", "Size of prefill queue")
+        yield g("jetstream_transfer_backlog_size", "Size of transfer queue", per_engine=True)
+        yield g("jetstream_generate_backlog_size", "Size of generate queue", per_engine=True)
         yield g(
             "jetstream_slots_used_percentage",
             "The percentage of decode slots currently being used (a fraction 0..1)",
-            snap.slots_used_fraction,
             per_engine=True,
         )
-        waiting = snap.prefill_backlog + snap.transfer_backlog + snap.generate_backlog
-        yield g("num_requests_waiting", "Requests waiting in the prefill, transfer and generate queues", waiting)
-        yield g("kv_cache_utilization_perc", "Decode slots in use, percent", 100.0 * snap.slots_used_fraction)
-        yield g("jetstream_model_load_time", "Total time taken in seconds to load a model", self._model_load_s)
+        yield g("num_requests_waiting", "Requests waiting in the prefill, transfer and generate queues")
+        yield g("kv_cache_utilization_perc", "Decode slots in use, percent")
+        yield self._gauge(
+            "jetstream_model_load_time", "Total time taken in seconds to load a model", self._model_load_s
+        )
         startup = self._startup_latency()
         if startup is not None:
-            yield g("jetstream_server_startup_latency", "Total time taken to start the Jetstream server", startup)
-        ratio = snap.hbm_used_bytes / snap.hbm_total_bytes if snap.hbm_total_bytes else 0.0
-        duty_percent = 100.0 * snap.duty_cycle
-        yield g("accelerator_memory_used_bytes", "Accelerator memory (HBM) in use, bytes", snap.hbm_used_bytes)
-        yield g("accelerator_memory_total_bytes", "Accelerator memory (HBM) capacity, bytes", snap.hbm_total_bytes)
-        yield g("accelerator_memory_used_ratio", "Accelerator memory in use / capacity (0..1)", ratio)
-        yield g("accelerator_duty_cycle", "Percent of time the accelerator was busy since last scrape", duty_percent)
-        yield g("memory_used", "Total accelerator memory allocated, bytes (GKE name)", snap.hbm_used_bytes)
-        yield g("memory_total", "Total accelerator memory, bytes (GKE name)", snap.hbm_total_bytes)
-        yield g("duty_cycle", "Percent of time the accelerator was busy (GKE name)", duty_percent)
-        yield g("memory_used_percentage", "memory_used / memory_total, a fraction 0..1 (adapter name)", ratio)
+            yield self._gauge(
+                "jetstream_server_startup_latency", "Total time taken to start the Jetstream server", startup
+            )
+        yield g("accelerator_memory_used_bytes", "Accelerator memory (HBM) in use, bytes")
+        yield g("accelerator_memory_total_bytes", "Accelerator memory (HBM) capacity, bytes")
+        yield g("accelerator_memory_used_ratio", "Accelerator memory in use / capacity (0..1)")
+        yield g("accelerator_duty_cycle", "Percent of time the accelerator was busy since last scrape")
+        yield g("memory_used", "Total accelerator memory allocated, bytes (GKE name)")
+        yield g("memory_total", "Total accelerator memory, bytes (GKE name)")
+        yield g("duty_cycle", "Percent of time the accelerator was busy (GKE name)")
+        yield g("memory_used_percentage", "memory_used / memory_total, a fraction 0..1 (adapter name)")
 
 
 class ServerMetrics:

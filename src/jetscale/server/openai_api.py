@@ -14,17 +14,14 @@ refused is listed in protocol.py.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from jetscale.errors import ServingError
+from jetscale.server.contract import ModelService
 from jetscale.server.httpcommon import dumps, error_response, read_json, rejection_response
 from jetscale.server.protocol import CompletionRequest, parse_chat_completion, parse_completion
 from jetscale.server.runtime import Rejection, RequestHandle
-
-if TYPE_CHECKING:
-    from jetscale.server.app import ModelServer
 
 __all__ = ["OpenAIRoutes"]
 
@@ -39,7 +36,7 @@ def _usage(handle: RequestHandle, completion_tokens: int | None = None) -> dict[
 
 
 class OpenAIRoutes:
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelService) -> None:
         self._server = server
         self._runtime = server.runtime
         self._created = int(time.time())

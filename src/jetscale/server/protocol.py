@@ -47,6 +47,7 @@ __all__ = [
     "GenerateRequest",
     "RequestError",
     "SidecarRequest",
+    "chat_prompt",
     "parse_chat_completion",
     "parse_completion",
     "parse_generate",
@@ -377,6 +378,23 @@ def _message_text(message: Mapping[str, object], path: str) -> str:
     return " ".join(texts)
 
 
+def chat_prompt(messages: object, *, add_generation_prompt: bool = True) -> str:
+    """The prompt of a chat: ``"<role>: <content>\\n"`` per message, then ``"assistant:"`` (the generation
+    prompt) unless ``add_generation_prompt`` is false. ``RequestError`` names a malformed message."""
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(field="messages", value=messages, constraint="a non-empty list of messages")
+    lines = []
+    for k, raw in enumerate(messages):
+        message = _object(raw, f"messages[{k}]")
+        role = message.get("role")
+        if role not in _CHAT_ROLES:
+            raise RequestError(field=f"messages[{k}].role", value=role, constraint=f"one of {', '.join(_CHAT_ROLES)}")
+        lines.append(f"{role}: {_message_text(message, f'messages[{k}]')}\n")
+    if add_generation_prompt:
+        lines.append("assistant:")
+    return "".join(lines)
+
+
 def parse_chat_completion(body: Mapping[str, object], config: ServerConfig, tokenizer: Tokenizer) -> CompletionRequest:
     """``POST /v1/chat/completions``. The prompt is ``"<role>: <content>\\n"`` per message, then ``"assistant:"``."""
     common = _openai_common(body, _CHAT_FIELDS)
@@ -391,17 +409,9 @@ def parse_chat_completion(body: Mapping[str, object], config: ServerConfig, toke
         raise RequestError(field="continue_final_message", value=True,
                            constraint="false when add_generation_prompt is true")  # fmt: skip
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError(field="messages", value=messages, constraint="a non-empty list of messages")
-    lines = []
-    for k, raw in enumerate(messages):
-        message = _object(raw, f"messages[{k}]")
-        role = message.get("role")
-        if role not in _CHAT_ROLES:
-            raise RequestError(field=f"messages[{k}].role", value=role, constraint=f"one of {', '.join(_CHAT_ROLES)}")
-        lines.append(f"{role}: {_message_text(message, f'messages[{k}]')}\n")
-    lines.append("assistant:")
-    count = _prompt_length(tokenizer.count("".join(lines)), "messages", f"{len(messages)} messages", config)
+    prompt = chat_prompt(messages)
+    assert isinstance(messages, list)
+    count = _prompt_length(tokenizer.count(prompt), "messages", f"{len(messages)} messages", config)
     field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     tokens = _max_tokens(body, field, config.max_output_tokens, config)
     _min_tokens(body, tokens)

@@ -25,23 +25,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from jetscale.errors import ServingError
+from jetscale.server.contract import ModelService
 from jetscale.server.httpcommon import dumps, error_response, read_json, rejection_response
 from jetscale.server.protocol import parse_sidecar_generate
 from jetscale.server.runtime import Rejection, RequestHandle
-
-if TYPE_CHECKING:
-    from jetscale.server.app import ModelServer
 
 __all__ = ["SidecarRoutes"]
 
 
 class SidecarRoutes:
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelService) -> None:
         self._server = server
         self._runtime = server.runtime
 

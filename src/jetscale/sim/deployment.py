@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from jetscale.engine.api import Completion
+from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import ReplicaConfig
-from jetscale.engine.replica import ReplicaEngine
 from jetscale.hpa.types import Pod
 from jetscale.sim.clock import EventKind, EventQueue, Priority
 from jetscale.sim.fleet import Replica, ReplicaState, Router, scale_down_order
@@ -80,7 +80,7 @@ class Deployment:
         """``replicas`` ready replicas at t = 0 (the Deployment as it was when the run began)."""
         for _ in range(replicas):
             replica = self._new(0.0)
-            replica.engine = ReplicaEngine(self.config)
+            replica.engine = make_engine(self.config)
             replica.state = ReplicaState.READY
             replica.scheduled_s = replica.started_s = replica.ready_s = 0.0
             self.router.add(replica)

@@ -39,8 +39,10 @@ from enum import IntEnum, StrEnum
 from typing import Generic, TypeVar
 
 from jetscale.engine.api import EngineRequest
+from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import ReplicaConfig
 from jetscale.engine.replica import ReplicaEngine
+from jetscale.engine.vllm import VllmEngine
 from jetscale.errors import ConfigError
 from jetscale.hpa.types import ConditionStatus, Pod, PodPhase
 
@@ -165,13 +167,13 @@ class Replica:
         self.pull_s = 0.0
         self.load_s: float | None = None  # None: the config's model_load_s
         self.readiness_s = 0.0
-        self.engine: ReplicaEngine | None = None
+        self.engine: ReplicaEngine | VllmEngine | None = None
         self.token = 0  # bumped to cancel this replica's pending lifecycle events
         self.wake_s = math.inf  # time of its pending engine event in the queue (inf: none)
 
     def start_engine(self, now_s: float, config: ReplicaConfig) -> float:
         """The container starts at ``now_s``: make the engine and begin loading. Returns the ready time."""
-        self.engine = ReplicaEngine(config)
+        self.engine = make_engine(config)
         self.started_s = now_s
         return self.engine.start(now_s)
 

@@ -1,68 +1,51 @@
-"""What a replica's ``/metrics`` says, as numbers: the metric names an HPA manifest may scale on, each
-read from one ``EngineSnapshot``.
-
-This is the one mapping from engine gauges to the metric names of JetStream, GKE's TPU device plugin
-and ai-on-gke's prometheus-adapter rule. The simulator scrapes with it, and the live fleet's scraper
-can call the same ``signal_value`` so that both feed the HPA identical values for identical snapshots.
-
-============================================  =================================================
-metric name                                   value (per replica)
-============================================  =================================================
-``jetstream_prefill_backlog_size``            requests waiting for prefill
-``jetstream_transfer_backlog_size``           prefilled requests waiting for the transfer
-``jetstream_generate_backlog_size``           prefilled requests waiting for a decode slot
-``num_requests_waiting``                      the three backlogs together
-``jetstream_slots_used_percentage``           decode slots in use / decode slots (a fraction 0..1)
-``kv_cache_utilization_perc``                 the same, as a percentage 0..100 (slot based)
-``memory_used_percentage``                    HBM used / HBM total (a fraction 0..1, adapter name)
-``accelerator_memory_used_ratio``             the same
-``memory_used``, ``accelerator_memory_used_bytes``    HBM used, bytes
-``memory_total``, ``accelerator_memory_total_bytes``  HBM total, bytes
-``duty_cycle``, ``accelerator_duty_cycle``    percent of time busy since the previous snapshot
-============================================  =================================================
+"""Which metrics a manifest may scale a replica on: the engine's signals (``jetscale.engine.signals``, the
+one mapping from an engine snapshot to the exported metric names, re-exported here for the simulator's
+scrapes) and ``check_exported``: a server exports only its own kind's names, so a manifest that scales
+a JetStream replica on a ``vllm:`` metric or a vLLM replica on a ``jetstream_`` one is refused (the HPA
+would see it missing forever); the system metrics (HBM, duty cycle) are the node's and go with either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from jetscale.engine.config import ServerKind
+from jetscale.engine.signals import (
+    HBM_USAGE,
+    PREFILL_BACKLOG,
+    SIGNALS,
+    SLOTS_USED,
+    VLLM_KV_USAGE,
+    VLLM_RUNNING,
+    VLLM_WAITING,
+    is_known_signal,
+    signal_value,
+)
+from jetscale.errors import ConfigError
+from jetscale.hpa.types import HPASpec
 
-from jetscale.engine.api import EngineSnapshot
+__all__ = [
+    "HBM_USAGE",
+    "PREFILL_BACKLOG",
+    "SIGNALS",
+    "SLOTS_USED",
+    "VLLM_KV_USAGE",
+    "VLLM_RUNNING",
+    "VLLM_WAITING",
+    "check_exported",
+    "is_known_signal",
+    "signal_value",
+]
 
-__all__ = ["HBM_USAGE", "PREFILL_BACKLOG", "SIGNALS", "SLOTS_USED", "is_known_signal", "signal_value"]
-
-PREFILL_BACKLOG = "jetstream_prefill_backlog_size"
-SLOTS_USED = "jetstream_slots_used_percentage"
-HBM_USAGE = "memory_used_percentage"
-
-
-def _hbm_ratio(s: EngineSnapshot) -> float:
-    return s.hbm_used_bytes / s.hbm_total_bytes if s.hbm_total_bytes else 0.0
-
-
-SIGNALS: dict[str, Callable[[EngineSnapshot], float]] = {
-    PREFILL_BACKLOG: lambda s: float(s.prefill_backlog),
-    "jetstream_transfer_backlog_size": lambda s: float(s.transfer_backlog),
-    "jetstream_generate_backlog_size": lambda s: float(s.generate_backlog),
-    "num_requests_waiting": lambda s: float(s.prefill_backlog + s.transfer_backlog + s.generate_backlog),
-    SLOTS_USED: lambda s: s.slots_used_fraction,
-    "kv_cache_utilization_perc": lambda s: 100.0 * s.slots_used_fraction,
-    HBM_USAGE: _hbm_ratio,
-    "accelerator_memory_used_ratio": _hbm_ratio,
-    "memory_used": lambda s: float(s.hbm_used_bytes),
-    "accelerator_memory_used_bytes": lambda s: float(s.hbm_used_bytes),
-    "memory_total": lambda s: float(s.hbm_total_bytes),
-    "accelerator_memory_total_bytes": lambda s: float(s.hbm_total_bytes),
-    "duty_cycle": lambda s: 100.0 * s.duty_cycle,
-    "accelerator_duty_cycle": lambda s: 100.0 * s.duty_cycle,
-}
-
-
-def is_known_signal(name: str) -> bool:
-    return name in SIGNALS
+# the names only one kind of server exports, by prefix
+_SERVER_PREFIX = {ServerKind.JETSTREAM: "jetstream_", ServerKind.VLLM: "vllm:"}
 
 
-def signal_value(name: str, snapshot: EngineSnapshot) -> float | None:
-    """The value of metric ``name`` for a replica whose gauges are ``snapshot``; None for a name that no
-    replica exports (the HPA then sees the metric as missing)."""
-    read = SIGNALS.get(name)
-    return read(snapshot) if read is not None else None
+def check_exported(spec: HPASpec, kind: ServerKind, *, stack: str = "") -> None:
+    """ConfigError naming the first metric of ``spec`` that a ``kind`` server does not export."""
+    for index, metric in enumerate(spec.metrics):
+        for other, prefix in _SERVER_PREFIX.items():
+            if other is not kind and metric.name.startswith(prefix):
+                server = f"this {kind.value} replica" + (f" (stack {stack})" if stack else "")
+                raise ConfigError(
+                    f"'spec.metrics[{index}]' must be a metric {server} exports: {metric.name} is {other.value}'s "
+                    f"(got {metric.raw_name or metric.name})"
+                )

@@ -27,6 +27,7 @@ from enum import StrEnum
 
 import yaml
 
+from jetscale.engine.config import ServerKind
 from jetscale.errors import ConfigError
 from jetscale.hpa.describe import to_manifest
 from jetscale.hpa.spec import parse_hpa
@@ -43,7 +44,7 @@ from jetscale.hpa.types import (
     PolicyType,
     SelectPolicy,
 )
-from jetscale.sim.signals import HBM_USAGE, PREFILL_BACKLOG, SLOTS_USED
+from jetscale.sim.signals import HBM_USAGE, PREFILL_BACKLOG, SLOTS_USED, VLLM_KV_USAGE, VLLM_RUNNING, VLLM_WAITING
 from jetscale.units import format_milli
 
 __all__ = [
@@ -60,13 +61,19 @@ __all__ = [
     "hpa_for",
     "manifest_yaml",
     "parse_signals",
+    "signals_for",
 ]
 
 
 class Signal(StrEnum):
+    """A metric the tuner can scale on: JetStream's three (the guide's) and vLLM's three (GKE's)."""
+
     BACKLOG = "backlog"
     SLOTS = "slots"
     HBM = "hbm"
+    WAITING = "waiting"  # vLLM's queue size
+    RUNNING = "running"  # vLLM's batch size
+    KV = "kv"  # vLLM's KV cache use
 
     @property
     def metric(self) -> str:
@@ -76,17 +83,43 @@ class Signal(StrEnum):
     def unit(self) -> str:
         return _UNITS[self]
 
+    @property
+    def kind(self) -> ServerKind:
+        """The server that exports this metric."""
+        return ServerKind.VLLM if self in _VLLM_SIGNALS else ServerKind.JETSTREAM
 
-_METRICS = {Signal.BACKLOG: PREFILL_BACKLOG, Signal.SLOTS: SLOTS_USED, Signal.HBM: HBM_USAGE}
+
+_VLLM_SIGNALS = frozenset({Signal.WAITING, Signal.RUNNING, Signal.KV})
+_METRICS = {
+    Signal.BACKLOG: PREFILL_BACKLOG,
+    Signal.SLOTS: SLOTS_USED,
+    Signal.HBM: HBM_USAGE,
+    Signal.WAITING: VLLM_WAITING,
+    Signal.RUNNING: VLLM_RUNNING,
+    Signal.KV: VLLM_KV_USAGE,
+}
 _UNITS = {
     Signal.BACKLOG: "requests waiting per replica",
     Signal.SLOTS: "fraction of decode slots busy",
     Signal.HBM: "fraction of HBM in use",
+    Signal.WAITING: "requests waiting per replica",
+    Signal.RUNNING: "requests running per replica",
+    Signal.KV: "fraction of KV cache blocks in use",
 }
 
 
+def signals_for(signals: tuple[Signal, ...], kind: ServerKind) -> tuple[Signal, ...]:
+    """The signals a replica of ``kind`` exports; ConfigError naming the others when none is left."""
+    mine = tuple(s for s in signals if s.kind is kind)
+    if not mine:
+        names = ", ".join(s.value for s in Signal if s.kind is kind)
+        chosen = ", ".join(s.value for s in signals)
+        raise ConfigError(f"'--signals' must include one a {kind.value} replica exports: {names} (got {chosen})")
+    return mine
+
+
 def parse_signals(text: str) -> tuple[Signal, ...]:
-    """``backlog,slots,hbm`` (any subset, in that order) or ``all``."""
+    """``backlog,slots,hbm`` (JetStream's), ``waiting,running,kv`` (vLLM's), any subset, or ``all``."""
     raw = [part.strip() for part in text.split(",") if part.strip()]
     if raw == ["all"]:
         return tuple(Signal)
@@ -95,7 +128,8 @@ def parse_signals(text: str) -> tuple[Signal, ...]:
         try:
             chosen.add(Signal(part))
         except ValueError:
-            raise ConfigError(f"'--signals' must be 'all' or a list of backlog, slots, hbm (got {part!r})") from None
+            names = ", ".join(s.value for s in Signal)
+            raise ConfigError(f"'--signals' must be 'all' or a list of {names} (got {part!r})") from None
     if not chosen:
         raise ConfigError(f"'--signals' must name at least one signal (got {text!r})")
     return tuple(s for s in Signal if s in chosen)
@@ -146,6 +180,7 @@ class BehaviorChoice:
 
 DEFAULT_BEHAVIOR = BehaviorChoice()
 GKE_SAMPLE_TARGET_MILLI = 10_000  # ai-on-gke's original JetStream HPA: prefill backlog 10, no behavior block
+GKE_VLLM_SAMPLE_TARGET_MILLI = 5_000  # GKE's vLLM sample HPA: vllm:num_requests_waiting 5 per replica
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,8 +249,11 @@ def hpa_for(
     return parse_hpa(to_manifest(spec), origin=f"candidate {candidate.label}")
 
 
-def gke_sample() -> Candidate:
-    """GKE's sample: ``jetstream_prefill_backlog_size`` at 10, no ``behavior`` block."""
+def gke_sample(kind: ServerKind = ServerKind.JETSTREAM) -> Candidate:
+    """GKE's sample: ``jetstream_prefill_backlog_size`` at 10, no ``behavior`` block; for vLLM,
+    ``vllm:num_requests_waiting`` at 5 (GKE's vLLM sample, kubernetes-engine-samples vllm-hpa.yaml)."""
+    if kind is ServerKind.VLLM:
+        return Candidate(signal=Signal.WAITING, target_milli=GKE_VLLM_SAMPLE_TARGET_MILLI, behavior=None)
     return Candidate(signal=Signal.BACKLOG, target_milli=GKE_SAMPLE_TARGET_MILLI, behavior=None)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "hbm_grid",
     "next_probe",
     "record",
+    "running_grid",
     "slots_grid",
 ]
 
@@ -147,6 +148,16 @@ def slots_grid(tolerance: float) -> Grid:
     top = min(950, math.floor(1000 / (1 + tolerance) / 10) * 10)
     values = tuple(range(50, top + 1, 10))
     return Grid(values_milli=values, start=len(values) - 1, first_step=5)
+
+
+def running_grid(max_seqs: int, tolerance: float) -> Grid:
+    """Requests running per replica: 1 .. the largest that can still scale up (the batch cannot exceed
+    ``max_seqs``, so a target needs max_seqs / target > 1 + tolerance), about 40 values; start at the top
+    (GKE: "just below the maximum batch size")."""
+    top = max(1, math.floor(max_seqs / (1 + tolerance) - 1e-9))
+    step = max(1, top // 40)
+    values = tuple(v * 1000 for v in range(top, 0, -step))[::-1]
+    return Grid(values_milli=values, start=len(values) - 1, first_step=max(1, len(values) // 10))
 
 
 def hbm_bounds(floor: float, full: float, tolerance: float) -> tuple[float, float]:

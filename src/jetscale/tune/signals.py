@@ -7,6 +7,9 @@ those that cannot.
   above 1 / (1 + tolerance) can never scale up; targets 0.05 up to that, from the top. Whenever requests
   queue, slots used is pinned at 1 (every slot busy before a request waits): the signal sees spare
   capacity, never the depth of a queue (``saturated_slots`` measures it on one replica with a queue).
+* vLLM's (GKE's signals for vLLM): **waiting** (``vllm:num_requests_waiting``) on the backlog's grid,
+  **running** (``vllm:num_requests_running``) on counts up to ``max_num_seqs / (1 + tolerance)`` (the
+  batch cannot exceed max_num_seqs), **kv** (``vllm:kv_cache_usage_perc``, a fraction) on the slots' grid.
 * **hbm** (``memory_used_percentage``, HBM used / total): at least the weights' share (the floor) and, at
   a full batch of these requests, ``modeled_peak``'s figure. A target must sit between
   floor / (1 - tolerance) and full / (1 + tolerance) to be able to scale both ways (``hbm_bounds``).
@@ -24,7 +27,7 @@ from jetscale.sim.scenario import ClosedTraffic, Scenario
 from jetscale.sim.simulator import simulate
 from jetscale.tune.candidates import Signal
 from jetscale.tune.evaluate import Setup
-from jetscale.tune.search import Grid, backlog_grid, hbm_grid, slots_grid
+from jetscale.tune.search import Grid, backlog_grid, hbm_grid, running_grid, slots_grid
 from jetscale.tune.traffic import mean_sizes, size_workload
 
 __all__ = ["PINNED_SLOTS", "PINNED_WARN_SHARE", "full_batch_hbm", "pinned_warning", "saturated_slots", "signal_grids"]
@@ -50,10 +53,12 @@ def signal_grids(
     grids: dict[Signal, Grid] = {}
     warnings: list[str] = []
     for signal in signals:
-        if signal is Signal.BACKLOG:
+        if signal is Signal.BACKLOG or signal is Signal.WAITING:
             grids[signal] = backlog_grid(replica.prefill_backlog_limit)
-        elif signal is Signal.SLOTS:
+        elif signal is Signal.SLOTS or signal is Signal.KV:
             grids[signal] = slots_grid(tolerance)
+        elif signal is Signal.RUNNING:
+            grids[signal] = running_grid(replica.decode_slots, tolerance)
         elif replica.hbm_mode is HbmMode.PREALLOCATED:
             flat = (replica.weight_bytes + replica.kv_cache_bytes + replica.reserve_bytes) / replica.hbm_total_bytes
             warnings.append(

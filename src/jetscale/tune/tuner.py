@@ -29,7 +29,7 @@ from jetscale.errors import ConfigError
 from jetscale.hpa.types import HPASpec
 from jetscale.sim.oracle import OracleSchedule
 from jetscale.tune.batch import BatchChoice, BatchResult, choose_batch, full_batch_check
-from jetscale.tune.candidates import Candidate, ManifestNames, Signal, gke_sample, hpa_for
+from jetscale.tune.candidates import Candidate, ManifestNames, Signal, gke_sample, hpa_for, signals_for
 from jetscale.tune.evaluate import (
     CandidateScore,
     Evaluator,
@@ -206,7 +206,7 @@ def tune(
         if config.replica.decode_slots == batch.decode_slots
         else replace(config.replica, decode_slots=batch.decode_slots)
     )
-    grids, warnings = signal_grids(config.signals, replica, setup)
+    grids, warnings = signal_grids(signals_for(config.signals, replica.kind), replica, setup)
     if not grids:
         raise ConfigError(f"'--signals' must name a signal that can work here (got none): {'; '.join(warnings)}")
     k = compression_for(config)
@@ -217,7 +217,7 @@ def tune(
     cache: dict[Candidate, CandidateScore] = {}
     with make_evaluator(setup, config.jobs) as evaluator:
         if config.oracle:
-            hpa = config.hpa(gke_sample())
+            hpa = config.hpa(gke_sample(replica.kind))
             request = OracleRequest(
                 replica=replica, hpa=hpa, window_s=config.oracle_window_s, max_replicas=config.max_replicas
             )
@@ -250,7 +250,7 @@ def tune(
         gke=gke,
         oracle=oracle,
         warnings=tuple(warnings),
-        skipped=tuple(s for s in config.signals if s not in grids),
+        skipped=tuple(s for s in signals_for(config.signals, replica.kind) if s not in grids),
         simulations=runner.done,
         wall_s=time.perf_counter() - started,
     )
@@ -284,7 +284,7 @@ def _confirm(
     """The best coarse candidates on the full traffic, ``CONFIRM_WIDTH`` at a time, until one meets the
     attainment (at most ``CONFIRM_ROUNDS`` rounds; one when none met it in the coarse pass); and GKE's
     sample. Without a coarse pass the scores are already full: only the sample runs."""
-    gke = gke_sample()
+    gke = gke_sample(runner.replica.kind)
     if full:
         runner.announce("GKE sample")
         return list(ranked[:1]), runner.score(evaluator, [(gke, "gke sample")], 1, timeline=True)[0]
