@@ -329,9 +329,7 @@ _VLLM_MODELS = (
     ),
 )
 
-MODELS: dict[str, Model] = {
-    m.name: m for base in (*_BASE_MODELS, *_VLLM_MODELS) for m in (base, _int8(base))
-}
+MODELS: dict[str, Model] = {m.name: m for base in (*_BASE_MODELS, *_VLLM_MODELS) for m in (base, _int8(base))}
 
 
 def get_accelerator(name: str) -> Accelerator:

@@ -135,9 +135,7 @@ _VLLM_DEFAULTS = "vLLM engine defaults: max_num_seqs 256, the hardware's max_num
 
 
 def _vllm(name: str, accelerator: str, model: str, *, seqs: int = 256, max_model_len: int = 8192) -> Preset:
-    return _preset(
-        name, accelerator, model, seqs, _VLLM_DEFAULTS, stack=ServingStack.VLLM, max_model_len=max_model_len
-    )
+    return _preset(name, accelerator, model, seqs, _VLLM_DEFAULTS, stack=ServingStack.VLLM, max_model_len=max_model_len)
 
 
 _DOCS = "JetStream docs/online-inference-with-maxtext-engine.md (v5e-8, prefill 1024, target 2048)"

@@ -9,8 +9,9 @@ scale-down window to pass: 960 model seconds, 96 wall seconds at speed 10.
 
 The plan was sized with ``benchmarks/fleet.py``: at speed 10 two cores carry 8 replicas of batch 8 at
 ~90 streamed requests/s (24 at ~270/s unstreamed) within 2 % of the engine model's latency. Long answers
-(768-1024 tokens) keep the demo's request rate low for the capacity it asks for: it peaks near 70
-streamed requests/s on 10 replicas.
+(768-1024 tokens) and 4 slots a replica keep the demo's request rate low for the capacity it asks for:
+it peaks near 70 streamed requests/s (with the roofline's calibration of docs/calibration.md
+8 slots would ask for 110/s, more than two cores send on time).
 
 ``run_demo`` starts the fleet, runs the generator on the plan's shape through the router, shows the
 live view, and writes ``report.html`` (``jetscale.report.timeline``: PNG plots of the timeline,
@@ -51,7 +52,7 @@ DEMO_LOAD: tuple[tuple[float, float], ...] = (
 class DemoPlan:
     hpa_path: Path = EXAMPLES.parent / "demo" / "hpa.yaml"  # not in examples/hpa, beside the signal examples
     preset: str = "v5e-8/llama2-7b"
-    batch_size: int = 8
+    batch_size: int = 4
     input_tokens: tuple[int, int] = (64, 192)  # uniform range
     output_tokens: tuple[int, int] = (768, 1024)
     speed: float = 10.0
@@ -66,8 +67,8 @@ class DemoPlan:
 
     @classmethod
     def vllm(cls, **overrides: object) -> DemoPlan:
-        """The demo with vLLM replicas (8 running requests each, as the JetStream demo's 8 slots) scaled on
-        vLLM's queue, ``vllm:num_requests_waiting``."""
+        """The demo with vLLM replicas (``batch_size`` running requests each, as the JetStream demo's slots)
+        scaled on vLLM's queue, ``vllm:num_requests_waiting``."""
         fields: dict[str, object] = {
             "hpa_path": EXAMPLES.parent / "demo" / "hpa-vllm.yaml",
             "preset": "vllm-h100/llama3.1-8b",
