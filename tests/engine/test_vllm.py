@@ -236,11 +236,13 @@ def _run(config: ReplicaConfig, work: list[tuple[float, int, int, bool]], stretc
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), seqs=st.integers(1, 8), budget=st.sampled_from([8, 16, 64]),
-       utilization=st.sampled_from([0.6, 0.7, 1.0]))  # fmt: skip
+       utilization=st.sampled_from([0.6, 0.7, 1.0]), host_s=st.sampled_from([0.0, 2e-3]))  # fmt: skip
 def test_stretches_give_the_same_ends_as_stepping_one_by_one(
-    seed: int, seqs: int, budget: int, utilization: float
+    seed: int, seqs: int, budget: int, utilization: float, host_s: float
 ) -> None:
+    """``host_s``: vLLM's CPU time per request, a floor on the step (8 x 2 ms binds over the toy's 10 ms)."""
     config = toy(budget=budget, seqs=seqs, utilization=utilization, prefill_backlog_limit=10_000)
+    config = dataclasses.replace(config, efficiency=dataclasses.replace(EXACT, decode_overhead_s_per_slot=host_s))
     work = _workload(seed, 60)
     fast, slow = _run(config, work, True), _run(config, work, False)
     assert [r for r, _ in fast] == [r for r, _ in slow]

@@ -378,7 +378,7 @@ class VllmEngine:
             return
         if not self._running and not self._waiting:
             return
-        if self._stretches and self._can_stretch() and not self._host_bound():
+        if self._stretches and self._can_stretch():
             steps = self._stretch_length()
             if steps > 1:
                 self._begin_stretch(now, steps)
@@ -472,17 +472,6 @@ class VllmEngine:
         # the head waits for blocks: decodes only take more of them until a completion
         return self._blocks_for(min(head.need, self._budget - len(running))) > self._free_blocks
 
-    def _host_bound(self) -> bool:
-        """The host floor binds at some step of a stretch (the stretch's series has no room for it):
-        step one by one then."""
-        cost = self._cost
-        if not cost.host_s_per_seq or cost.additive:
-            return False
-        n = len(self._running)
-        context = sum(record.computed + 1 for record in self._running)
-        device = max(cost.g * (cost.fixed_s + cost.per_context_token_s * context), cost.per_new_token_s * n)
-        return cost.host_s_per_seq * n > device
-
     def _stretch_blocks(self, steps: int) -> int:
         """Blocks the running requests take over ``steps`` decode steps."""
         return sum(self._blocks_for(r.computed + steps) - r.blocks for r in self._running)
@@ -510,8 +499,8 @@ class VllmEngine:
         if cost.additive:  # a profile's fit: read + compute, every step the same n tokens
             self._stretch.gamma = 0.0
             fixed += cost.per_new_token_s * n
-        else:  # g x max(read, compute / g) = max(g x read, compute)
-            self._stretch.gamma = cost.per_new_token_s * n / cost.g
+        else:  # g x max(read, floor / g) = max(g x read, compute, host): the floor is fixed over the stretch
+            self._stretch.gamma = max(cost.per_new_token_s * n, cost.host_s_per_seq * n) / cost.g
         self._stretch.restart(fixed, cost.per_context_token_s * n)
         self._stretch_steps = steps
         self._start_t = now
