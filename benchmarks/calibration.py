@@ -33,7 +33,7 @@ from jetscale.engine.calibration import efficiency_for
 from jetscale.engine.catalog import get_accelerator, get_model
 from jetscale.engine.factory import make_engine
 from jetscale.engine.presets import ReplicaConfig, resolve_preset
-from jetscale.engine.vllm import StepCost
+from jetscale.engine.vllm_cost import StepCost
 from jetscale.errors import ConfigError
 
 
