@@ -30,7 +30,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from jetscale.errors import ServingError
 from jetscale.server.contract import ModelService
-from jetscale.server.httpcommon import dumps, error_response, read_json, rejection_response, request_error_response
+from jetscale.server.httpcommon import (
+    dumps,
+    error_response,
+    live_response,
+    read_json,
+    ready_response,
+    rejection_response,
+    request_error_response,
+)
 from jetscale.server.openai_api import OpenAIRoutes
 from jetscale.server.openapi import openapi_document
 from jetscale.server.proto import jetstream_pb2 as pb
@@ -96,14 +104,10 @@ class _JetStreamRoutes:
         return error_response(503, f"the server is not ready ({state})", kind="unavailable_error")
 
     async def live(self, _: web.Request) -> web.Response:
-        state = self._runtime.state
-        ok = state not in (State.FAILED, State.STOPPED)
-        return web.json_response({"live": ok, "state": str(state)}, status=200 if ok else 503)
+        return live_response(self._runtime)
 
     async def ready(self, _: web.Request) -> web.Response:
-        state = self._runtime.state
-        body = {"ready": state is State.READY, "state": str(state), "in_flight": self._runtime.in_flight}
-        return web.json_response(body, status=200 if state is State.READY else 503)
+        return ready_response(self._runtime)
 
     async def metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=self._server.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -23,18 +23,34 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from jetscale.server.protocol import RequestError, parse_json_body
-from jetscale.server.runtime import Rejection
+from jetscale.server.runtime import Rejection, ServingRuntime, State
 
 __all__ = [
     "ProtocolErrorLog",
     "dumps",
     "error_response",
+    "live_response",
     "read_json",
+    "ready_response",
     "rejection_response",
     "request_error_response",
 ]
 
 _MAX_DETAIL_CHARS = 200
+
+
+def live_response(runtime: ServingRuntime) -> web.Response:
+    """``/healthz/live``: 200 unless the server failed or stopped (both kinds serve it; the fleet probes it)."""
+    state = runtime.state
+    ok = state not in (State.FAILED, State.STOPPED)
+    return web.json_response({"live": ok, "state": str(state)}, status=200 if ok else 503)
+
+
+def ready_response(runtime: ServingRuntime) -> web.Response:
+    """``/healthz/ready``: 200 while the server takes requests, with its state and the requests in flight."""
+    state = runtime.state
+    body = {"ready": state is State.READY, "state": str(state), "in_flight": runtime.in_flight}
+    return web.json_response(body, status=200 if state is State.READY else 503)
 
 
 def dumps(obj: object) -> str:

@@ -34,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from jetscale.errors import ServingError
 from jetscale.server.contract import ModelService
-from jetscale.server.httpcommon import dumps, read_json
+from jetscale.server.httpcommon import dumps, live_response, read_json, ready_response
 from jetscale.server.protocol import CompletionRequest, RequestError
 from jetscale.server.runtime import Rejection, RequestHandle, State
 from jetscale.server.vllm_metrics import VLLM_VERSION
@@ -107,14 +107,10 @@ class _VllmRoutes:
         return error_json(VllmError(503, f"The server is not ready ({state}).", kind="Service Unavailable"))
 
     async def live(self, _: web.Request) -> web.Response:
-        state = self._runtime.state
-        ok = state not in (State.FAILED, State.STOPPED)
-        return web.json_response({"live": ok, "state": str(state)}, status=200 if ok else 503)
+        return live_response(self._runtime)
 
     async def ready(self, _: web.Request) -> web.Response:
-        state = self._runtime.state
-        body = {"ready": state is State.READY, "state": str(state), "in_flight": self._runtime.in_flight}
-        return web.json_response(body, status=200 if state is State.READY else 503)
+        return ready_response(self._runtime)
 
     async def version(self, _: web.Request) -> web.Response:
         return web.json_response({"version": VLLM_VERSION})
